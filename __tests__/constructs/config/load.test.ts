@@ -1,0 +1,172 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { buildConfig, ConfigError, loadConfigFile } from "../../../constructs/config";
+
+const PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1c3kgYmVlcyBidXp6IGFsbCBkYXkgbG9uZw test@example";
+let dir: string;
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "k3spve-config-"));
+  fs.writeFileSync(path.join(dir, "id_ed25519.pub"), `${PUBLIC_KEY}\n`);
+  fs.writeFileSync(path.join(dir, "id_ed25519"), "-----BEGIN OPENSSH PRIVATE KEY-----\n");
+});
+
+/** The smallest valid configuration; each case below changes one thing. */
+function vars(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    proxmox_endpoint: "https://192.168.1.2:8006/",
+    template_vm_id: 9000,
+    ssh_public_key_file: "id_ed25519.pub",
+    k3s_version: "v1.33.5+k3s1",
+    ...overrides,
+  };
+}
+
+function build(overrides: Record<string, unknown> = {}) {
+  return buildConfig(vars(overrides), { baseDir: dir, homeDir: dir });
+}
+
+/** The list of problems a configuration is rejected with. */
+function problems(overrides: Record<string, unknown>): readonly string[] {
+  try {
+    build(overrides);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error(`accepted: ${JSON.stringify(overrides)}`);
+}
+
+describe("defaults", () => {
+  it("gives the design document's cluster: 1 master and 2 workers of 2 vCPU / 4 GiB / 32 GiB", () => {
+    const config = build();
+    expect(config.masters.map((n) => [n.name, n.ip])).toEqual([["k3s-master-1", "192.168.1.10"]]);
+    expect(config.workers.map((n) => [n.name, n.ip])).toEqual([
+      ["k3s-worker-1", "192.168.1.20"],
+      ["k3s-worker-2", "192.168.1.21"],
+    ]);
+    for (const node of [...config.masters, ...config.workers]) {
+      expect([node.cores, node.memoryMiB, node.diskGiB, node.vmId]).toEqual([2, 4096, 32, undefined]);
+    }
+    expect(config.network).toMatchObject({ podCidr: "10.42.0.0/16", serviceCidr: "10.43.0.0/16", prefixLength: 24, gateway: "192.168.1.1" });
+    expect(config.access).toEqual({
+      sshUser: "debian",
+      sshPublicKey: PUBLIC_KEY,
+      sshPrivateKeyFile: path.join(dir, "id_ed25519"),
+      timezone: "Europe/Warsaw",
+    });
+    expect(config.proxmox).toEqual({
+      endpoint: "https://192.168.1.2:8006/",
+      insecure: false,
+      node: "pve",
+      templateVmId: 9000,
+      datastore: "local-lvm",
+      bridge: "vmbr0",
+    });
+  });
+
+  it("numbers VMs from vm_id_base: masters +0…, workers +10…", () => {
+    const config = build({ vm_id_base: 500, master_count: 3, worker_count: 3 });
+    expect(config.masters.map((n) => n.vmId)).toEqual([500, 501, 502]);
+    expect(config.workers.map((n) => n.vmId)).toEqual([510, 511, 512]);
+  });
+
+  it("uses explicit addresses when given", () => {
+    const config = build({ master_ips: ["192.168.1.50"], worker_ips: ["192.168.1.60", "192.168.1.61"] });
+    expect([...config.masters, ...config.workers].map((n) => n.ip)).toEqual(["192.168.1.50", "192.168.1.60", "192.168.1.61"]);
+  });
+
+  it("expands ~ in key paths and takes the k3s version from versions.env when null", () => {
+    const config = buildConfig(vars({ ssh_public_key_file: "~/id_ed25519.pub", k3s_version: null }), {
+      homeDir: dir,
+      defaultK3sVersion: "v1.32.1+k3s2",
+    });
+    expect(config.access.sshPrivateKeyFile).toBe(path.join(dir, "id_ed25519"));
+    expect(config.k3s.version).toBe("v1.32.1+k3s2");
+  });
+});
+
+describe("bad input: one message per problem, naming the key, the value and the fix", () => {
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ["a typo'd key", { worker_cuont: 3 }, /^worker_cuont: unknown key\. Did you mean worker_count\?/],
+    ["an unknown key with no near match", { colour: "blue" }, /^colour: unknown key\. The README/],
+    ["a missing required key", { template_vm_id: undefined }, /^template_vm_id: required, but not set/],
+    ["a string where a number belongs", { worker_count: "3" }, /^worker_count = "3": must be a number\.$/],
+    ["a number where a bool belongs", { proxmox_insecure: 1 }, /^proxmox_insecure = 1: must be a bool\.$/],
+    ["a negative worker count", { worker_count: -1 }, /^worker_count = -1: must be a whole number from 0 to 100/],
+    ["an absurd worker count", { worker_count: 5000 }, /^worker_count = 5000: must be a whole number from 0 to 100/],
+    ["a fractional count", { worker_count: 2.5 }, /^worker_count = 2\.5: must be a whole number/],
+    ["an even master count", { master_count: 2 }, /^master_count = 2: must be 1, 3, 5 or 7/],
+    ["zero cores", { worker_cores: 0 }, /^worker_cores = 0: must be a whole number from 1 to 128/],
+    ["too little memory", { master_memory_mib: 512 }, /^master_memory_mib = 512: .*at least 1024 MiB/],
+    ["a tiny disk", { worker_disk_gib: 2 }, /^worker_disk_gib = 2: .*at least 8 GiB/],
+    ["a template id below 100", { template_vm_id: 7 }, /^template_vm_id = 7: must be a whole number from 100/],
+    ["an endpoint that is no URL", { proxmox_endpoint: "pve.lan:8006" }, /^proxmox_endpoint = "pve\.lan:8006": must be an http\(s\) URL/],
+    ["a malformed node CIDR", { node_cidr: "192.168.1.0/33" }, /^node_cidr = "192\.168\.1\.0\/33": not an IPv4 network/],
+    ["a CIDR with host bits", { pod_cidr: "10.42.0.1/16" }, /^pod_cidr = "10\.42\.0\.1\/16": not an IPv4 network .* no host bits/],
+    ["a malformed gateway", { gateway: "192.168.1" }, /^gateway = "192\.168\.1": not an IPv4 address/],
+    ["a gateway outside the network", { gateway: "10.0.0.1" }, /^gateway = "10\.0\.0\.1": not a host address of node_cidr "192\.168\.1\.0\/24"/],
+    ["a gateway on the broadcast address", { gateway: "192.168.1.255" }, /^gateway = "192\.168\.1\.255": not a host address/],
+    ["a malformed DNS server", { dns_servers: ["1.1.1"] }, /^dns_servers: "1\.1\.1" is not an IPv4 address/],
+    ["no DNS server", { dns_servers: [] }, /^dns_servers = \[\]: give at least one/],
+    ["a malformed first_ip", { first_ip: "192.168.1.300" }, /^first_ip = "192\.168\.1\.300": not an IPv4 address/],
+    ["a node outside the network", { first_ip: "192.168.2.10" }, /^first_ip: k3s-master-1 would get 192\.168\.2\.10, which is not a host address of node_cidr/],
+    ["workers running past the broadcast address", { first_ip: "192.168.1.240", worker_count: 6 }, /^first_ip: k3s-worker-6 would get 192\.168\.1\.255, which is not a host address/],
+    ["a node on the network address", { master_ips: ["192.168.1.0"] }, /^master_ips: k3s-master-1 would get 192\.168\.1\.0, which is not a host address/],
+    ["a node on the gateway", { first_ip: "192.168.1.1" }, /^first_ip: k3s-master-1 would get 192\.168\.1\.1, already taken by the gateway/],
+    ["two nodes on one address", { master_ips: ["192.168.1.20"] }, /^first_ip: k3s-worker-1 would get 192\.168\.1\.20, already taken by k3s-master-1/],
+    ["an address list of the wrong length", { worker_ips: ["192.168.1.60"] }, /^worker_ips has 1 address\(es\) but worker_count = 2/],
+    ["more nodes than addresses", { node_cidr: "192.168.1.0/29", first_ip: "192.168.1.2", worker_count: 6 }, /^node_cidr = "192\.168\.1\.0\/29" has 6 host addresses, too few/],
+    ["pods overlapping services", { service_cidr: "10.42.128.0/17" }, /^pod_cidr = "10\.42\.0\.0\/16" overlaps service_cidr = "10\.42\.128\.0\/17"/],
+    ["nodes overlapping pods", { node_cidr: "10.0.0.0/8", gateway: "10.0.0.1", first_ip: "10.0.0.10" }, /^node_cidr = "10\.0\.0\.0\/8" overlaps pod_cidr/],
+    ["a missing SSH key file", { ssh_public_key_file: "nope.pub" }, /^ssh_public_key_file = "nope\.pub": cannot read .*nope\.pub \(ENOENT\); create a key/],
+    ["a private key given as the public one", { ssh_public_key_file: "id_ed25519" }, /^ssh_public_key_file = "id_ed25519": .* does not hold one OpenSSH public key/],
+    ["a malformed K3s version", { k3s_version: "1.33" }, /^k3s_version = "1\.33": must be a K3s release tag/],
+    ["a K3s version without the k3s suffix", { k3s_version: "v1.33.5" }, /^k3s_version = "v1\.33\.5": must be a K3s release tag/],
+    ["an unknown timezone", { timezone: "Mars/Olympus" }, /^timezone = "Mars\/Olympus": not an IANA timezone/],
+    ["a bad cluster name", { cluster_name: "My Cluster" }, /^cluster_name = "My Cluster": must be lower-case/],
+  ];
+
+  it.each(cases)("rejects %s", (_, overrides, expected) => {
+    const found = problems(overrides);
+    expect(found.some((p) => expected.test(p)), `problems were:\n${found.join("\n")}`).toBe(true);
+  });
+
+  it("reports every problem at once", () => {
+    expect(problems({ worker_count: -1, gateway: "x", timezone: "Nowhere" })).toHaveLength(3);
+  });
+});
+
+describe("loadConfigFile", () => {
+  it("parses HCL with the CDK's parser", async () => {
+    const file = path.join(dir, "cluster.tfvars");
+    fs.writeFileSync(
+      file,
+      [
+        'proxmox_endpoint = "https://pve.lan:8006/"',
+        "template_vm_id   = 9001",
+        "worker_count     = 3 # one more",
+        'dns_servers      = ["1.1.1.1", "9.9.9.9"]',
+        'ssh_public_key_file = "id_ed25519.pub"',
+        'k3s_version = "v1.33.5+k3s1"',
+        "vm_id_base = null",
+      ].join("\n"),
+    );
+    const config = await loadConfigFile(file);
+    expect(config.workers).toHaveLength(3);
+    expect(config.network.dnsServers).toEqual(["1.1.1.1", "9.9.9.9"]);
+    expect(config.proxmox.templateVmId).toBe(9001);
+  });
+
+  it("points at the example when terraform.tfvars is missing", async () => {
+    await expect(loadConfigFile(path.join(dir, "terraform.tfvars"))).rejects.toThrow(/does not exist\. Copy terraform\.tfvars\.example/);
+  });
+
+  it("names the file and position of an HCL syntax error", async () => {
+    const file = path.join(dir, "broken.tfvars");
+    fs.writeFileSync(file, "worker_count = = 3\n");
+    await expect(loadConfigFile(file)).rejects.toThrow(/not valid HCL: .*broken\.tfvars:1/);
+  });
+});

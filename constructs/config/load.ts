@@ -1,0 +1,384 @@
+/**
+ * terraform.tfvars -> ClusterConfig: parsing (the CDK's own HCL parser), checking every key against
+ * CONFIG_SCHEMA, and the address plan. Every problem found is reported, not only the first.
+ */
+import { parse as parseHcl } from "@cdktn/hcl2json";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { CONFIG_SCHEMA, ConfigKey, KeySpec } from "./schema";
+import { Cidr, contains, intToIp, ipToInt, isIpv4, overlaps, parseCidr } from "./ipv4";
+import { readVersions } from "./versions";
+
+export type Role = "master" | "worker";
+
+/** One VM / K3s node, fully resolved. */
+export interface NodeSpec {
+  /** `k3s-master-1`, `k3s-worker-2`, …: VM name, hostname and inventory name. */
+  readonly name: string;
+  readonly role: Role;
+  /** 1-based position within its role. */
+  readonly index: number;
+  readonly ip: string;
+  /** Proxmox VM id, or undefined to let Proxmox choose. */
+  readonly vmId?: number;
+  readonly cores: number;
+  readonly memoryMiB: number;
+  readonly diskGiB: number;
+}
+
+/** The validated configuration: the one source every generator reads. */
+export interface ClusterConfig {
+  readonly clusterName: string;
+  readonly proxmox: {
+    readonly endpoint: string;
+    readonly insecure: boolean;
+    readonly node: string;
+    readonly templateVmId: number;
+    readonly datastore: string;
+    readonly bridge: string;
+  };
+  readonly network: {
+    readonly nodeCidr: string;
+    readonly prefixLength: number;
+    readonly gateway: string;
+    readonly dnsServers: readonly string[];
+    readonly podCidr: string;
+    readonly serviceCidr: string;
+  };
+  readonly access: {
+    readonly sshUser: string;
+    /** The public key itself (read from `ssh_public_key_file`). */
+    readonly sshPublicKey: string;
+    readonly sshPrivateKeyFile: string;
+    readonly timezone: string;
+  };
+  readonly k3s: { readonly version: string };
+  readonly masters: readonly NodeSpec[];
+  readonly workers: readonly NodeSpec[];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly source: string, readonly problems: readonly string[]) {
+    super(`${source}: ${problems.length} problem(s) in the configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export interface LoadOptions {
+  /** Folder that relative paths in the file are resolved against (default: the file's folder). */
+  readonly baseDir?: string;
+  /** Home folder for `~/` paths (default: the user's). */
+  readonly homeDir?: string;
+  /** K3s version used when `k3s_version` is null (default: K3S_VERSION from versions.env). */
+  readonly defaultK3sVersion?: string;
+}
+
+/** Reads and validates a tfvars file. Throws ConfigError listing every problem. */
+export async function loadConfigFile(file: string, options: LoadOptions = {}): Promise<ClusterConfig> {
+  if (!fs.existsSync(file)) {
+    const hint = path.basename(file) === "terraform.tfvars" ? " Copy terraform.tfvars.example to terraform.tfvars and edit it." : "";
+    throw new ConfigError(file, [`the file does not exist.${hint} (TFVARS=<path> selects another file.)`]);
+  }
+  let raw: Record<string, unknown>;
+  try {
+    raw = (await parseHcl(file, fs.readFileSync(file, "utf8"))) as Record<string, unknown>;
+  } catch (error) {
+    throw new ConfigError(file, [`not valid HCL: ${(error as Error).message}`]);
+  }
+  return buildConfig(raw, { baseDir: path.dirname(path.resolve(file)), ...options }, file);
+}
+
+type Values = { [K in ConfigKey]: unknown };
+
+/** Validates parsed tfvars values and resolves them into a ClusterConfig. */
+export function buildConfig(raw: Record<string, unknown>, options: LoadOptions = {}, source = "terraform.tfvars"): ClusterConfig {
+  const problems: string[] = [];
+  const v = checkTypes(raw, problems);
+  const num = (key: ConfigKey) => v[key] as number;
+  const str = (key: ConfigKey) => v[key] as string;
+  const list = (key: ConfigKey) => v[key] as string[];
+
+  const range = (key: ConfigKey, min: number, max: number, fix: string) => {
+    const value = v[key];
+    if (typeof value === "number" && !(Number.isInteger(value) && value >= min && value <= max)) {
+      problems.push(`${key} = ${value}: must be a whole number from ${min} to ${max}; ${fix}.`);
+    }
+  };
+  const pattern = (key: ConfigKey, re: RegExp, what: string) => {
+    const value = v[key];
+    if (typeof value === "string" && !re.test(value)) problems.push(`${key} = ${JSON.stringify(value)}: must be ${what}.`);
+  };
+
+  // Proxmox
+  const endpoint = v.proxmox_endpoint;
+  if (typeof endpoint === "string" && !isHttpUrl(endpoint)) {
+    problems.push(`proxmox_endpoint = ${JSON.stringify(endpoint)}: must be an http(s) URL such as "https://192.168.1.2:8006/".`);
+  }
+  range("template_vm_id", 100, 999_999_999, "use the id of your cloud-init template (qm list shows it)");
+  pattern("proxmox_node", /^[A-Za-z0-9][A-Za-z0-9.-]*$/, "a Proxmox node name such as \"pve\"");
+  pattern("datastore", /^[A-Za-z][A-Za-z0-9_.-]*$/, "a Proxmox storage id such as \"local-lvm\"");
+  pattern("bridge", /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/, "a Linux bridge name such as \"vmbr0\"");
+  if (v.vm_id_base !== null) range("vm_id_base", 100, 999_999_000, "pick a free range of VM ids, or null to let Proxmox choose");
+
+  // Nodes
+  pattern("cluster_name", /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/, "lower-case letters, digits and dashes (a DNS label of up to 32 characters)");
+  const masterCount = v.master_count;
+  if (typeof masterCount === "number" && ![1, 3, 5, 7].includes(masterCount)) {
+    problems.push(`master_count = ${masterCount}: must be 1, 3, 5 or 7 (embedded etcd needs an odd number of servers for quorum).`);
+  }
+  range("worker_count", 0, 100, "use 0 for a single-node cluster");
+  for (const role of ["master", "worker"] as const) {
+    range(`${role}_cores`, 1, 128, "2 is the documented minimum for K3s");
+    range(`${role}_memory_mib`, 1024, 1_048_576, "K3s needs at least 1024 MiB; 4096 is the default");
+    range(`${role}_disk_gib`, 8, 65_536, "give at least 8 GiB (32 is the default)");
+  }
+
+  // Network
+  const cidrs: Partial<Record<"node_cidr" | "pod_cidr" | "service_cidr", Cidr>> = {};
+  for (const key of ["node_cidr", "pod_cidr", "service_cidr"] as const) {
+    const value = v[key];
+    if (typeof value !== "string") continue;
+    const cidr = parseCidr(value);
+    if (!cidr) problems.push(`${key} = ${JSON.stringify(value)}: not an IPv4 network in CIDR form with no host bits set, such as "192.168.1.0/24".`);
+    else cidrs[key] = cidr;
+  }
+  const nodeNet = cidrs.node_cidr;
+  if (nodeNet && nodeNet.prefix > 29) problems.push(`node_cidr = "${nodeNet.text}": too small for a cluster; use a /29 or larger (e.g. /24).`);
+  const pairs = [["node_cidr", "pod_cidr"], ["node_cidr", "service_cidr"], ["pod_cidr", "service_cidr"]] as const;
+  for (const [a, b] of pairs) {
+    const ca = cidrs[a];
+    const cb = cidrs[b];
+    if (ca && cb && overlaps(ca, cb)) problems.push(`${a} = "${ca.text}" overlaps ${b} = "${cb.text}": the networks must be disjoint; change ${b}.`);
+  }
+  const gateway = typeof v.gateway === "string" ? v.gateway : undefined;
+  if (gateway !== undefined) {
+    if (!isIpv4(gateway)) problems.push(`gateway = ${JSON.stringify(gateway)}: not an IPv4 address.`);
+    else if (nodeNet && !usable(nodeNet, ipToInt(gateway))) problems.push(`gateway = "${gateway}": not a host address of node_cidr "${nodeNet.text}"; use your router's address on that network.`);
+  }
+  if (Array.isArray(v.dns_servers)) {
+    if (v.dns_servers.length === 0) problems.push("dns_servers = []: give at least one DNS server, e.g. your router's address.");
+    for (const server of v.dns_servers as string[]) if (!isIpv4(server)) problems.push(`dns_servers: ${JSON.stringify(server)} is not an IPv4 address.`);
+  }
+  const addresses = planAddresses(v, nodeNet, gateway, problems);
+
+  // Access
+  const home = options.homeDir ?? os.homedir();
+  const baseDir = options.baseDir ?? process.cwd();
+  pattern("ssh_user", /^[a-z_][a-z0-9_-]{0,31}$/, "a Linux user name such as \"debian\"");
+  let sshPublicKey = "";
+  let publicKeyFile = "";
+  if (typeof v.ssh_public_key_file === "string") {
+    publicKeyFile = resolvePath(v.ssh_public_key_file, baseDir, home);
+    sshPublicKey = readPublicKey(v.ssh_public_key_file, publicKeyFile, problems);
+  }
+  const privateKeyFile =
+    typeof v.ssh_private_key_file === "string" ? resolvePath(v.ssh_private_key_file, baseDir, home) : publicKeyFile.replace(/\.pub$/, "");
+  if (typeof v.timezone === "string" && !isTimezone(v.timezone)) {
+    problems.push(`timezone = ${JSON.stringify(v.timezone)}: not an IANA timezone name; use e.g. "Europe/Warsaw" or "UTC".`);
+  }
+
+  // K3s
+  const k3sVersion = v.k3s_version === null ? options.defaultK3sVersion ?? readVersions().K3S_VERSION : v.k3s_version;
+  if (typeof k3sVersion !== "string" || !/^v1\.\d+\.\d+\+k3s\d+$/.test(k3sVersion)) {
+    problems.push(`k3s_version = ${JSON.stringify(k3sVersion)}: must be a K3s release tag such as "v1.33.5+k3s1".`);
+  }
+
+  if (problems.length > 0) throw new ConfigError(source, problems);
+
+  const vmIdBase = v.vm_id_base as number | null;
+  const nodes = (role: Role, count: number, ips: string[], vmOffset: number): NodeSpec[] =>
+    Array.from({ length: count }, (_, i) => ({
+      name: `k3s-${role}-${i + 1}`,
+      role,
+      index: i + 1,
+      ip: ips[i],
+      vmId: vmIdBase === null ? undefined : vmIdBase + vmOffset + i,
+      cores: num(`${role}_cores`),
+      memoryMiB: num(`${role}_memory_mib`),
+      diskGiB: num(`${role}_disk_gib`),
+    }));
+
+  return {
+    clusterName: str("cluster_name"),
+    proxmox: {
+      endpoint: str("proxmox_endpoint"),
+      insecure: v.proxmox_insecure as boolean,
+      node: str("proxmox_node"),
+      templateVmId: num("template_vm_id"),
+      datastore: str("datastore"),
+      bridge: str("bridge"),
+    },
+    network: {
+      nodeCidr: str("node_cidr"),
+      prefixLength: nodeNet!.prefix,
+      gateway: str("gateway"),
+      dnsServers: list("dns_servers"),
+      podCidr: str("pod_cidr"),
+      serviceCidr: str("service_cidr"),
+    },
+    access: { sshUser: str("ssh_user"), sshPublicKey, sshPrivateKeyFile: privateKeyFile, timezone: str("timezone") },
+    k3s: { version: k3sVersion as string },
+    masters: nodes("master", num("master_count"), addresses.masters, 0),
+    workers: nodes("worker", num("worker_count"), addresses.workers, 10),
+  };
+}
+
+/** Unknown keys, missing required keys and wrong types; fills defaults. */
+function checkTypes(raw: Record<string, unknown>, problems: string[]): Values {
+  const known = Object.keys(CONFIG_SCHEMA) as ConfigKey[];
+  for (const key of Object.keys(raw)) {
+    if (!(key in CONFIG_SCHEMA)) {
+      const guess = closest(key, known);
+      problems.push(`${key}: unknown key.${guess ? ` Did you mean ${guess}?` : ""} The README lists every key.`);
+    }
+  }
+  const values = {} as Values;
+  for (const key of known) {
+    const spec: KeySpec = CONFIG_SCHEMA[key];
+    const value = key in raw ? raw[key] : spec.default;
+    if (value === undefined) {
+      problems.push(`${key}: required, but not set. Add \`${key} = …\` (see terraform.tfvars.example).`);
+    } else if (value === null && spec.default === null) {
+      // an optional key left at null
+    } else if (!hasType(value, spec.type)) {
+      problems.push(`${key} = ${JSON.stringify(value)}: must be a ${spec.type}.`);
+      values[key] = undefined;
+      continue;
+    }
+    values[key] = value;
+  }
+  return values;
+}
+
+function hasType(value: unknown, type: KeySpec["type"]): boolean {
+  switch (type) {
+    case "string":
+      return typeof value === "string";
+    case "number":
+      return typeof value === "number" && Number.isFinite(value);
+    case "bool":
+      return typeof value === "boolean";
+    case "list(string)":
+      return Array.isArray(value) && value.every((item) => typeof item === "string");
+  }
+}
+
+/** Node addresses: explicit lists, or counted from first_ip (masters) and first_ip + 10 (workers). */
+function planAddresses(v: Values, net: Cidr | undefined, gateway: string | undefined, problems: string[]) {
+  const result = { masters: [] as string[], workers: [] as string[] };
+  const counts = { master: v.master_count, worker: v.worker_count };
+  if (typeof counts.master !== "number" || typeof counts.worker !== "number") return result;
+  const first = typeof v.first_ip === "string" ? v.first_ip : undefined;
+  if (first !== undefined && !isIpv4(first)) {
+    problems.push(`first_ip = ${JSON.stringify(first)}: not an IPv4 address.`);
+    return result;
+  }
+  if (!net) return result;
+  if (net.last - net.first - 2 < counts.master + counts.worker + 1) {
+    problems.push(
+      `node_cidr = "${net.text}" has ${net.last - net.first - 1} host addresses, too few for the gateway and ` +
+        `${counts.master + counts.worker} nodes; use a larger network or fewer nodes.`,
+    );
+    return result;
+  }
+  for (const role of ["master", "worker"] as const) {
+    const key = `${role}_ips` as const;
+    const explicit = (v[key] as string[] | undefined) ?? [];
+    const count = counts[role];
+    if (explicit.length > 0) {
+      if (explicit.length !== count) problems.push(`${key} has ${explicit.length} address(es) but ${role}_count = ${count}; give exactly one per ${role}, or [] to count from first_ip.`);
+      result[`${role}s`] = explicit;
+    } else if (first !== undefined) {
+      const start = ipToInt(first) + (role === "worker" ? 10 : 0);
+      result[`${role}s`] = Array.from({ length: count }, (_, i) => intToIp(Math.min(start + i, 2 ** 32 - 1)));
+    }
+  }
+  const seen = new Map<string, string>();
+  if (gateway && isIpv4(gateway)) seen.set(gateway, "the gateway");
+  for (const role of ["master", "worker"] as const) {
+    result[`${role}s`].forEach((ip, i) => {
+      const who = `k3s-${role}-${i + 1}`;
+      const origin = v[`${role}_ips`] && (v[`${role}_ips`] as string[]).length > 0 ? `${role}_ips` : "first_ip";
+      if (!isIpv4(ip)) return problems.push(`${origin}: ${JSON.stringify(ip)} (for ${who}) is not an IPv4 address.`);
+      if (!usable(net, ipToInt(ip))) {
+        return problems.push(
+          `${origin}: ${who} would get ${ip}, which is not a host address of node_cidr "${net.text}"` +
+            ` (network and broadcast addresses excluded); move ${origin} so every node fits.`,
+        );
+      }
+      const other = seen.get(ip);
+      if (other) return problems.push(`${origin}: ${who} would get ${ip}, already taken by ${other}; give every node its own address.`);
+      seen.set(ip, who);
+    });
+  }
+  return result;
+}
+
+/** A host address of the block: not its network or broadcast address (for blocks of 4 or more). */
+function usable(net: Cidr, ip: number): boolean {
+  return contains(net, ip) && (net.prefix >= 31 || (ip !== net.first && ip !== net.last));
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "https:" || url.protocol === "http:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+function isTimezone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: name });
+    return /^[A-Za-z_]+(\/[A-Za-z0-9_+-]+)*$/.test(name);
+  } catch {
+    return false;
+  }
+}
+
+function resolvePath(file: string, baseDir: string, home: string): string {
+  if (file === "~" || file.startsWith("~/")) return path.join(home, file.slice(1));
+  return path.resolve(baseDir, file);
+}
+
+function readPublicKey(given: string, file: string, problems: string[]): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8").trim();
+  } catch (error) {
+    problems.push(
+      `ssh_public_key_file = "${given}": cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "error"}); ` +
+        `create a key with \`ssh-keygen -t ed25519\` or point the key at an existing .pub file.`,
+    );
+    return "";
+  }
+  if (!/^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?$/.test(text) || text.includes("\n")) {
+    problems.push(`ssh_public_key_file = "${given}": ${file} does not hold one OpenSSH public key (a line like "ssh-ed25519 AAAA… comment"); did you name the private key?`);
+  }
+  return text;
+}
+
+/** The known key nearest to a typo, if it is near enough to be a likely meaning. */
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const d = editDistance(word, candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}

@@ -1,0 +1,95 @@
+/**
+ * Every key an operator may set in `terraform.tfvars`: its type, default and meaning.
+ *
+ * This table is the single description of the configuration. The loader checks input against it,
+ * and the README's configuration reference is generated from it (`make docs`; a test fails on drift).
+ */
+
+/** The HCL types a key may have, named as Terraform names them. */
+export type KeyType = "string" | "number" | "bool" | "list(string)";
+
+export interface KeySpec {
+  readonly type: KeyType;
+  /** The value used when the key is absent; `undefined` marks a required key. */
+  readonly default?: string | number | boolean | readonly string[] | null;
+  /** One line for the README. */
+  readonly description: string;
+  /** The README groups keys under these headings, in this order. */
+  readonly group: "Proxmox" | "Nodes" | "Network" | "Access" | "K3s";
+}
+
+export const CONFIG_SCHEMA = {
+  proxmox_endpoint: {
+    type: "string",
+    group: "Proxmox",
+    description: "URL of the Proxmox VE API, e.g. `https://192.168.1.2:8006/`. The API token comes from `PROXMOX_VE_API_TOKEN`, never from this file.",
+  },
+  proxmox_insecure: {
+    type: "bool",
+    default: false,
+    group: "Proxmox",
+    description: "Accept the Proxmox host's self-signed TLS certificate.",
+  },
+  proxmox_node: { type: "string", default: "pve", group: "Proxmox", description: "Proxmox node the VMs are created on." },
+  template_vm_id: {
+    type: "number",
+    group: "Proxmox",
+    description: "VM id of the cloud-init template every node is fully cloned from (see \"Prepare a template\").",
+  },
+  datastore: { type: "string", default: "local-lvm", group: "Proxmox", description: "Datastore for the VM disks and cloud-init drives." },
+  bridge: { type: "string", default: "vmbr0", group: "Proxmox", description: "Proxmox bridge the VMs' virtio NIC is attached to." },
+  vm_id_base: {
+    type: "number",
+    default: null,
+    group: "Proxmox",
+    description: "First VM id: masters get base+0…, workers base+10…. `null` lets Proxmox pick free ids.",
+  },
+
+  cluster_name: { type: "string", default: "k3s", group: "Nodes", description: "Name used for VM tags and the kubeconfig context." },
+  master_count: { type: "number", default: 1, group: "Nodes", description: "Number of K3s servers (1, 3, 5 or 7: etcd needs an odd count)." },
+  worker_count: { type: "number", default: 2, group: "Nodes", description: "Number of K3s agents (0-100)." },
+  master_cores: { type: "number", default: 2, group: "Nodes", description: "vCPUs per master." },
+  master_memory_mib: { type: "number", default: 4096, group: "Nodes", description: "Memory per master, MiB." },
+  master_disk_gib: { type: "number", default: 32, group: "Nodes", description: "Disk per master, GiB (the template's disk is grown to this)." },
+  worker_cores: { type: "number", default: 2, group: "Nodes", description: "vCPUs per worker." },
+  worker_memory_mib: { type: "number", default: 4096, group: "Nodes", description: "Memory per worker, MiB." },
+  worker_disk_gib: { type: "number", default: 32, group: "Nodes", description: "Disk per worker, GiB." },
+
+  node_cidr: { type: "string", default: "192.168.1.0/24", group: "Network", description: "The LAN the nodes live on." },
+  gateway: { type: "string", default: "192.168.1.1", group: "Network", description: "Default gateway of the nodes." },
+  dns_servers: { type: "list(string)", default: ["192.168.1.1"], group: "Network", description: "DNS servers given to the nodes by cloud-init." },
+  first_ip: {
+    type: "string",
+    default: "192.168.1.10",
+    group: "Network",
+    description: "Address of the first master; masters count up from it, workers from it + 10.",
+  },
+  master_ips: { type: "list(string)", default: [], group: "Network", description: "Explicit master addresses (one per master), instead of counting from `first_ip`." },
+  worker_ips: { type: "list(string)", default: [], group: "Network", description: "Explicit worker addresses (one per worker), instead of counting from `first_ip` + 10." },
+  pod_cidr: { type: "string", default: "10.42.0.0/16", group: "Network", description: "Pod network (Flannel VXLAN)." },
+  service_cidr: { type: "string", default: "10.43.0.0/16", group: "Network", description: "ClusterIP service network." },
+
+  ssh_user: { type: "string", default: "debian", group: "Access", description: "User cloud-init creates on every VM; Ansible logs in as it." },
+  ssh_public_key_file: {
+    type: "string",
+    default: "~/.ssh/id_ed25519.pub",
+    group: "Access",
+    description: "Public key cloud-init installs for `ssh_user`.",
+  },
+  ssh_private_key_file: {
+    type: "string",
+    default: null,
+    group: "Access",
+    description: "Private key Ansible uses; `null` means `ssh_public_key_file` without `.pub`.",
+  },
+  timezone: { type: "string", default: "Europe/Warsaw", group: "Access", description: "Timezone of every node (IANA name)." },
+
+  k3s_version: {
+    type: "string",
+    default: null,
+    group: "K3s",
+    description: "K3s release, e.g. `v1.33.5+k3s1`; `null` means the version pinned in `versions.env`.",
+  },
+} as const satisfies Record<string, KeySpec>;
+
+export type ConfigKey = keyof typeof CONFIG_SCHEMA;
