@@ -34,7 +34,7 @@ export const CONFIG_SCHEMA = {
   template_vm_id: {
     type: "number",
     group: "Proxmox",
-    description: "VM id of the cloud-init template every node is fully cloned from (see \"Prepare a template\").",
+    description: "VM id of the cloud-init template every node is fully cloned from (README: \"On the Proxmox side\").",
   },
   datastore: { type: "string", default: "local-lvm", group: "Proxmox", description: "Datastore for the VM disks and cloud-init drives." },
   bridge: { type: "string", default: "vmbr0", group: "Proxmox", description: "Proxmox bridge the VMs' virtio NIC is attached to." },

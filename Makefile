@@ -1,0 +1,62 @@
+# K3s on Proxmox VE. `make` lists the targets; README.md explains the flow.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Where tools, the Python venv, the K3s build and the test rootfs are cached (outside the repository).
+export K3SPVE_CACHE ?= $(HOME)/.cache/k3s-proxmox
+# The operator's configuration; TFVARS=<path> selects another file.
+export TFVARS ?= terraform.tfvars
+STACK_DIR := cdktf.out/stacks/k3s
+TOOLS_BIN := $(K3SPVE_CACHE)/tools/bin
+TOFURC := $(K3SPVE_CACHE)/tools/tofurc
+# Terraform or OpenTofu for apply/diff/destroy: TF=tofu|terraform, else whichever is on PATH, else the project's build.
+TF ?= $(or $(shell command -v tofu 2>/dev/null),$(shell command -v terraform 2>/dev/null),$(TOOLS_BIN)/tofu)
+# Set PROVIDER_MIRROR=1 to install providers from the project's offline mirror instead of the registry.
+PROVIDER_MIRROR ?=
+TF_ENV := $(if $(PROVIDER_MIRROR),TF_CLI_CONFIG_FILE=$(TOFURC),)
+NPX := npx --no-install
+# A TF_CLI_CONFIG_FILE naming a missing file only makes terraform and cdktn print warnings: drop it.
+ifneq ($(TF_CLI_CONFIG_FILE),)
+ifeq ($(wildcard $(TF_CLI_CONFIG_FILE)),)
+unexport TF_CLI_CONFIG_FILE
+endif
+endif
+
+.PHONY: help setup synth diff apply destroy test unit lint tf-test docs
+
+help: ## Show the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## Install everything the project needs (npm packages, OpenTofu + providers, Python venv, bindings); idempotent
+	@if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci; fi
+	@bash scripts/setup-tools.sh
+	@bash scripts/setup-python.sh >/dev/null
+	@bash scripts/bindings.sh
+
+synth: ## Synthesize the Terraform JSON (cdktf.out/) and regenerate ansible/ from terraform.tfvars
+	$(NPX) cdktn synth
+
+diff: synth ## Show what apply would change (terraform plan)
+	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) plan -input=false
+
+apply: synth ## Create or update the VMs and write ansible/inventory/hosts.ini
+	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) apply -input=false
+
+destroy: synth ## Destroy the VMs (asks for confirmation)
+	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) destroy -input=false
+
+test: unit lint tf-test ## Run every offline test: unit, lint, tofu validate + tofu test
+
+unit: ## Unit tests (vitest)
+	$(NPX) vitest run
+
+lint: ## Type-check TypeScript; ansible-lint, yamllint and syntax-check the generated Ansible
+	$(NPX) tsc -p tsconfig.json
+	bash scripts/lint-ansible.sh
+
+tf-test: ## tofu validate and tofu test on the synthesized stack with the real provider binaries
+	bash scripts/tf-test.sh
+
+docs: ## Rewrite README.md's configuration reference from constructs/config/schema.ts
+	$(NPX) ts-node --transpile-only scripts/docs.ts

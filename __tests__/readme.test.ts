@@ -1,0 +1,23 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { CONFIG_SCHEMA } from "../constructs/config";
+import { renderReference, updateReadme } from "../constructs/config/reference";
+
+const readme = fs.readFileSync(path.resolve(__dirname, "..", "README.md"), "utf8");
+
+describe("README", () => {
+  it("has the configuration reference as the schema renders it (run `make docs` after changing schema.ts)", () => {
+    expect(updateReadme(readme)).toBe(readme);
+  });
+
+  it("documents every key of the configuration", () => {
+    for (const key of Object.keys(CONFIG_SCHEMA)) expect(renderReference()).toContain(`| \`${key}\` |`);
+  });
+
+  it("names the test command that .ci/run runs", () => {
+    const ci = fs.readFileSync(path.resolve(__dirname, "..", ".ci", "run"), "utf8");
+    for (const command of ci.match(/^make [a-z -]+$/gm) ?? []) expect(readme).toContain(command);
+    expect(ci).toMatch(/^make /m);
+  });
+});

@@ -1,0 +1,51 @@
+/** The whole cluster as one stack: the Proxmox and local providers, the node pools and the inventory. */
+import { Construct } from "constructs";
+import { TerraformOutput, TerraformStack, TerraformVariable } from "cdktn";
+import * as path from "node:path";
+import { LocalProvider } from "../.gen/providers/local/provider";
+import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
+import type { ClusterConfig } from "./config";
+import { INVENTORY_PATH, Inventory } from "./inventory";
+import { NodePool } from "./node-pool";
+
+export interface K3sClusterProps {
+  /** The validated configuration. */
+  readonly config: ClusterConfig;
+  /** Default of the `output_dir` variable, below which `ansible/inventory/hosts.ini` is written. @default the current directory */
+  readonly rootDir?: string;
+}
+
+export class K3sCluster extends TerraformStack {
+  readonly masters: NodePool;
+  readonly workers: NodePool;
+  readonly inventory: Inventory;
+
+  constructor(scope: Construct, id: string, props: K3sClusterProps) {
+    super(scope, id);
+    const { config } = props;
+
+    // Credentials are not set here: the provider reads PROXMOX_VE_API_TOKEN (or _USERNAME/_PASSWORD) from
+    // the environment, so they never reach the synthesized JSON.
+    new ProxmoxProvider(this, "proxmox", { endpoint: config.proxmox.endpoint, insecure: config.proxmox.insecure });
+    new LocalProvider(this, "local");
+
+    this.masters = new NodePool(this, "masters", { config, nodes: config.masters });
+    this.workers = new NodePool(this, "workers", { config, nodes: config.workers });
+
+    // The files apply writes (the inventory) go below this folder: the repository, or a test's own folder.
+    const outputDir = new TerraformVariable(this, "output_dir", {
+      type: "string",
+      default: path.resolve(props.rootDir ?? process.cwd()),
+      description: "Folder below which apply writes ansible/inventory/hosts.ini.",
+    });
+    outputDir.overrideLogicalId("output_dir");
+    this.inventory = new Inventory(this, "inventory", { config, filename: `${outputDir.stringValue}/${INVENTORY_PATH}` });
+
+    const nodes = [...config.masters, ...config.workers];
+    new TerraformOutput(this, "node_addresses", {
+      value: Object.fromEntries(nodes.map((n) => [n.name, n.ip])),
+      description: "Address of every node, by name.",
+    });
+    new TerraformOutput(this, "kubernetes_api", { value: `https://${config.masters[0].ip}:6443` });
+  }
+}
