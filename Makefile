@@ -16,6 +16,9 @@ TF ?= $(or $(shell command -v tofu 2>/dev/null),$(shell command -v terraform 2>/
 PROVIDER_MIRROR ?=
 TF_ENV := $(if $(PROVIDER_MIRROR),TF_CLI_CONFIG_FILE=$(TOFURC),)
 NPX := npx --no-install
+# No telemetry or version checks from cdktn and tofu: nothing leaves the machine but provider downloads.
+export CHECKPOINT_DISABLE := 1
+export DISABLE_VERSION_CHECK := true
 # A TF_CLI_CONFIG_FILE naming a missing file only makes terraform and cdktn print warnings: drop it.
 ifneq ($(TF_CLI_CONFIG_FILE),)
 ifeq ($(wildcard $(TF_CLI_CONFIG_FILE)),)
@@ -32,7 +35,7 @@ setup: ## Install everything the project needs (npm packages, OpenTofu + provide
 	@if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci; fi
 	@bash scripts/setup-tools.sh
 	@bash scripts/setup-python.sh >/dev/null
-	@bash scripts/bindings.sh
+	@bash scripts/provider-schema.sh get
 
 synth: ## Synthesize the Terraform JSON (cdktf.out/) and regenerate ansible/ from terraform.tfvars
 	$(NPX) cdktn synth
