@@ -267,8 +267,9 @@ function hasType(value: unknown, type: KeySpec["type"]): boolean {
 /** Node addresses: explicit lists, or counted from first_ip (masters) and first_ip + 10 (workers). */
 function planAddresses(v: Values, net: Cidr | undefined, gateway: string | undefined, problems: string[]) {
   const result = { masters: [] as string[], workers: [] as string[] };
-  const counts = { master: v.master_count, worker: v.worker_count };
-  if (typeof counts.master !== "number" || typeof counts.worker !== "number") return result;
+  const [masterCount, workerCount] = [v.master_count, v.worker_count];
+  if (typeof masterCount !== "number" || typeof workerCount !== "number") return result;
+  const counts = { master: masterCount, worker: workerCount };
   const first = typeof v.first_ip === "string" ? v.first_ip : undefined;
   if (first !== undefined && !isIpv4(first)) {
     problems.push(`first_ip = ${JSON.stringify(first)}: not an IPv4 address.`);
@@ -297,20 +298,24 @@ function planAddresses(v: Values, net: Cidr | undefined, gateway: string | undef
   const seen = new Map<string, string>();
   if (gateway && isIpv4(gateway)) seen.set(gateway, "the gateway");
   for (const role of ["master", "worker"] as const) {
-    result[`${role}s`].forEach((ip, i) => {
+    const explicit = ((v[`${role}_ips`] as string[] | undefined) ?? []).length > 0;
+    const origin = explicit ? `${role}_ips` : "first_ip";
+    for (const [i, ip] of result[`${role}s`].entries()) {
       const who = `k3s-${role}-${i + 1}`;
-      const origin = v[`${role}_ips`] && (v[`${role}_ips`] as string[]).length > 0 ? `${role}_ips` : "first_ip";
-      if (!isIpv4(ip)) return problems.push(`${origin}: ${JSON.stringify(ip)} (for ${who}) is not an IPv4 address.`);
-      if (!usable(net, ipToInt(ip))) {
-        return problems.push(
+      const other = seen.get(ip);
+      if (!isIpv4(ip)) {
+        problems.push(`${origin}: ${JSON.stringify(ip)} (for ${who}) is not an IPv4 address.`);
+      } else if (!usable(net, ipToInt(ip))) {
+        problems.push(
           `${origin}: ${who} would get ${ip}, which is not a host address of node_cidr "${net.text}"` +
             ` (network and broadcast addresses excluded); move ${origin} so every node fits.`,
         );
+      } else if (other) {
+        problems.push(`${origin}: ${who} would get ${ip}, already taken by ${other}; give every node its own address.`);
+      } else {
+        seen.set(ip, who);
       }
-      const other = seen.get(ip);
-      if (other) return problems.push(`${origin}: ${who} would get ${ip}, already taken by ${other}; give every node its own address.`);
-      seen.set(ip, who);
-    });
+    }
   }
   return result;
 }
