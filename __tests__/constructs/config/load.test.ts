@@ -78,6 +78,10 @@ describe("defaults", () => {
     expect([...config.masters, ...config.workers].map((n) => n.ip)).toEqual(["192.168.1.50", "192.168.1.60", "192.168.1.61"]);
   });
 
+  it("accepts K3s built from a commit (air-gapped builds name it v1.x.y+k3s-<commit>)", () => {
+    expect(build({ k3s_version: "v1.34.0+k3s-857412ae" }).k3s.version).toBe("v1.34.0+k3s-857412ae");
+  });
+
   it("expands ~ in key paths and takes the k3s version from versions.env when null", () => {
     const config = buildConfig(vars({ ssh_public_key_file: "~/id_ed25519.pub", k3s_version: null }), {
       homeDir: dir,
