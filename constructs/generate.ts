@@ -2,7 +2,8 @@
  * Writes the generated Ansible (and, later, manifests) to the repository. Synth calls it after the stack.
  *
  * Files that do not depend on the configuration (roles, playbooks) are committed, and a test fails when
- * they drift from their generator; files that do (group_vars) are written at synth time and ignored by git.
+ * they drift from their generator. Files that do (the inventory's group_vars) are written below the output
+ * folder — the repository unless K3SPVE_OUTPUT_DIR names another (tests, e2e) — and ignored by git.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -19,14 +20,19 @@ export interface GeneratedFile {
 
 export const REPO_ROOT = path.resolve(__dirname, "..");
 
+/** Where configuration-dependent files go, for synth and apply alike. */
+export function outputDir(): string {
+  return path.resolve(process.env.K3SPVE_OUTPUT_DIR || REPO_ROOT);
+}
+
 export function generatedFiles(config: ClusterConfig): GeneratedFile[] {
   return [...ansibleFiles(config)];
 }
 
-/** Writes every generated file under `root`, touching only files whose content changed. */
-export function writeGenerated(config: ClusterConfig, root = REPO_ROOT): void {
+/** Writes every generated file, touching only files whose content changed. */
+export function writeGenerated(config: ClusterConfig, roots = { repo: REPO_ROOT, output: outputDir() }): void {
   for (const file of generatedFiles(config)) {
-    const target = path.join(root, file.path);
+    const target = path.join(file.configDependent ? roots.output : roots.repo, file.path);
     if (fs.existsSync(target) && fs.readFileSync(target, "utf8") === file.content) continue;
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.writeFileSync(target, file.content);

@@ -20,7 +20,7 @@ status=0
 for tfvars in __tests__/terraform/fixtures/*.tfvars; do
   name="$(basename "$tfvars" .tfvars)"
   echo "== tf-test: $name"
-  TFVARS="$tfvars" npx --no-install cdktn synth --output "$work/$name" >"$work/$name.synth.log" 2>&1 \
+  TFVARS="$tfvars" K3SPVE_OUTPUT_DIR="$work/$name-files" npx --no-install cdktn synth --output "$work/$name" >"$work/$name.synth.log" 2>&1 \
     || { cat "$work/$name.synth.log" >&2; echo "tf-test: synth of $tfvars failed" >&2; exit 1; }
   stack="$work/$name/stacks/k3s"
   cp "__tests__/terraform/$name.tftest.hcl" "$stack/"
