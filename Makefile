@@ -26,10 +26,15 @@ unexport TF_CLI_CONFIG_FILE
 endif
 endif
 
-.PHONY: help setup synth diff apply destroy test unit lint tf-test docs
+# The inventory `make apply` writes; group_vars/all.yml beside it comes from `make synth`.
+INVENTORY ?= ansible/inventory/hosts.ini
+# Extra arguments for ansible-playbook, e.g. ANSIBLE_ARGS="--limit k3s-worker-3 -e @airgap.yml".
+ANSIBLE_ARGS ?=
+
+.PHONY: help setup synth diff apply destroy provision test unit lint tf-test docs e2e
 
 help: ## Show the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: ## Install everything the project needs (npm packages, OpenTofu + providers, Python venv, bindings); idempotent
 	@if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci; fi
@@ -49,6 +54,12 @@ apply: synth ## Create or update the VMs and write ansible/inventory/hosts.ini
 destroy: synth ## Destroy the VMs (asks for confirmation)
 	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) destroy -input=false
 
+provision: ## Prepare the nodes and install K3s with Ansible (site.yml); writes ./kubeconfig
+	@[ -f "$(INVENTORY)" ] || { echo "provision: no inventory at $(INVENTORY): run 'make apply' first (it writes it), or pass INVENTORY=<path>" >&2; exit 1; }
+	@[ -f "$(dir $(INVENTORY))group_vars/all.yml" ] || { echo "provision: no $(dir $(INVENTORY))group_vars/all.yml: run 'make synth' (apply runs it)" >&2; exit 1; }
+	PATH="$$(bash scripts/setup-python.sh):$$PATH" ANSIBLE_CONFIG=ansible/ansible.cfg \
+	  ansible-playbook -i "$(INVENTORY)" ansible/site.yml $(ANSIBLE_ARGS)
+
 test: unit lint tf-test ## Run every offline test: unit, lint, tofu validate + tofu test
 
 unit: ## Unit tests (vitest)
@@ -60,6 +71,9 @@ lint: ## Type-check TypeScript; ansible-lint, yamllint and syntax-check the gene
 
 tf-test: ## tofu validate and tofu test on the synthesized stack with the real provider binaries
 	bash scripts/tf-test.sh
+
+e2e: ## Root, Linux: the playbooks and a real K3s on systemd-nspawn Debian 12 hosts (builds K3s once, ~40 min)
+	bash e2e/run.sh
 
 docs: ## Rewrite README.md's configuration reference from constructs/config/schema.ts
 	$(NPX) ts-node --transpile-only scripts/docs.ts

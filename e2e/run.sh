@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# make e2e: the project's real flow on real hosts, with only Proxmox absent.
+#
+#   1. tools: OpenTofu + providers, the Python venv, a K3s built offline (scripts/build-k3s.sh)
+#   2. a terraform.tfvars for the test subnet -> make synth -> a real `tofu apply` of the inventory file
+#      (the Proxmox VMs are the only resources not applied: -target=local_file.inventory)
+#   3. systemd-nspawn Debian 12 hosts at the inventory's addresses (e2e/hosts.sh)
+#   4. make provision, through K3s's air-gap path (the built binary and images), then again: changed=0
+#   5. checks on the hosts (OS roles, files, services) and on the cluster: /readyz, every node Ready through
+#      the fetched kubeconfig, an etcd snapshot, a pod from a locally built image answering on a NodePort;
+#      the node token appears in no log
+#   6. tear-down (E2E_KEEP=1 keeps the hosts up: e2e/hosts.sh down removes them)
+#
+# Needs root on Linux. Environment: E2E_RUN_DIR (default /tmp/k3spve-e2e), E2E_SUBNET (default
+# 10.213.57.0/24), E2E_WORKERS (default 2), E2E_KEEP, K3SPVE_CACHE.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export E2E_RUN_DIR="${E2E_RUN_DIR:-/tmp/k3spve-e2e}"
+export E2E_SUBNET="${E2E_SUBNET:-10.213.57.0/24}"
+RUN="$E2E_RUN_DIR"
+WORKERS="${E2E_WORKERS:-2}"
+NET="${E2E_SUBNET%/*}"
+PREFIX="${NET%.*}"
+ECHO_PORT=30999
+START=$SECONDS
+passed=0
+failed=0
+
+elapsed() { printf '%4ds' $((SECONDS - START)); }
+step() { printf '\n=== [e2e %s] %s\n' "$(elapsed)" "$*"; }
+die() { printf '[e2e] ERROR: %s\n' "$*" >&2; exit 1; }
+# check DESCRIPTION COMMAND...: one assertion; its output is shown only when it fails.
+check() {
+  local description="$1" out
+  shift
+  if out="$("$@" 2>&1)"; then
+    passed=$((passed + 1))
+    printf '  ok    %s\n' "$description"
+  else
+    failed=$((failed + 1))
+    printf '  FAIL  %s\n%s\n' "$description" "$(sed 's/^/        /' <<<"$out" | tail -20)"
+  fi
+}
+# retry TRIES DELAY COMMAND...: bounded waiting.
+retry() {
+  local tries="$1" delay="$2" i
+  shift 2
+  for ((i = 1; i <= tries; i++)); do
+    "$@" && return 0
+    sleep "$delay"
+  done
+  return 1
+}
+on() { local host="$1"; shift; ssh -F "$RUN/ssh_config" -o BatchMode=yes "$host" "$@"; }
+
+[ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ] || die "make e2e needs root on Linux (it creates bridges, mounts and containers)"
+
+cleanup() {
+  local rc=$?
+  if [ -n "${E2E_KEEP:-}" ]; then
+    echo "[e2e] E2E_KEEP is set: hosts left running (ssh -F $RUN/ssh_config <name>; e2e/hosts.sh down removes them)"
+  else
+    step "tear-down"
+    bash e2e/hosts.sh down || rc=1
+  fi
+  exit "$rc"
+}
+
+step "tools"
+bash scripts/setup-tools.sh >&2
+VENV_BIN="$(bash scripts/setup-python.sh)"
+K3S_DIR="$(bash scripts/build-k3s.sh)"
+[ -x "$K3S_DIR/k3s" ] || die "scripts/build-k3s.sh gave no k3s binary in $K3S_DIR"
+K3S_VERSION="$(sed -n 's/^K3S_VERSION=//p' "$K3S_DIR/build-info.env")"
+TOFU="${K3SPVE_CACHE:-$HOME/.cache/k3s-proxmox}/tools/bin/tofu"
+[ -x "$TOFU" ] || TOFU="$(command -v tofu)" || die "no tofu: scripts/setup-tools.sh should have provided one"
+mkdir -p "$RUN/bin"
+ln -sf "$K3S_DIR/k3s" "$RUN/bin/kubectl" # the K3s binary is kubectl when called so
+export PATH="$RUN/bin:$VENV_BIN:$PATH" KUBECONFIG="$RUN/kubeconfig"
+echo "K3s $K3S_VERSION from $K3S_DIR"
+
+step "configuration: $RUN/terraform.tfvars (1 master, $WORKERS workers on $E2E_SUBNET)"
+[ -f "$RUN/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C k3spve-e2e -f "$RUN/id_ed25519"
+cat >"$RUN/terraform.tfvars" <<EOF
+# e2e: the same configuration an operator writes, for the test hosts (Proxmox is never contacted).
+proxmox_endpoint     = "https://proxmox.invalid:8006/"
+template_vm_id       = 9000
+worker_count         = $WORKERS
+node_cidr            = "$PREFIX.0/24"
+gateway              = "$PREFIX.1"
+dns_servers          = ["$PREFIX.1"]
+first_ip             = "$PREFIX.10"
+ssh_user             = "debian"
+ssh_public_key_file  = "$RUN/id_ed25519.pub"
+k3s_version          = "$K3S_VERSION"
+EOF
+
+step "make synth, then tofu apply of the inventory"
+TFVARS="$RUN/terraform.tfvars" K3SPVE_OUTPUT_DIR="$RUN" npx --no-install cdktn synth --output "$RUN/cdktf.out" >"$RUN/synth.log" 2>&1 \
+  || { cat "$RUN/synth.log" >&2; die "synth failed"; }
+(
+  cd "$RUN/cdktf.out/stacks/k3s"
+  export TF_CLI_CONFIG_FILE="${K3SPVE_CACHE:-$HOME/.cache/k3s-proxmox}/tools/tofurc" CHECKPOINT_DISABLE=1
+  "$TOFU" init -input=false -no-color >"$RUN/tofu-init.log" 2>&1 || { cat "$RUN/tofu-init.log" >&2; exit 1; }
+  # A state of our own, not the operator's terraform.k3s.tfstate.
+  "$TOFU" apply -input=false -no-color -auto-approve -target=local_file.inventory -state="$RUN/e2e.tfstate" \
+    -var "output_dir=$RUN" >"$RUN/tofu-apply.log" 2>&1 || { cat "$RUN/tofu-apply.log" >&2; exit 1; }
+)
+INVENTORY="$RUN/ansible/inventory/hosts.ini"
+cat "$INVENTORY"
+mapfile -t HOSTS < <(awk '/ansible_host=/ { sub("ansible_host=", "", $2); print $1 "=" $2 }' "$INVENTORY")
+MASTER="${HOSTS[0]%%=*}"
+MASTER_IP="${HOSTS[0]#*=}"
+
+step "test hosts: ${HOSTS[*]}"
+trap cleanup EXIT
+bash e2e/hosts.sh up "${HOSTS[@]}"
+
+# The air-gap path an operator without internet uses: the binary and images from a local folder.
+cat >"$RUN/airgap.yml" <<EOF
+k3s_binary_airgap_path: $K3S_DIR/k3s
+k3s_binary_airgap_checksum: $(awk '$2 == "k3s" { print $1 }' "$K3S_DIR/sha256sum")
+k3s_binary_airgap_images_dir: $K3S_DIR/images
+k3s_master_kubeconfig_path: $RUN/kubeconfig
+EOF
+
+provision() { # provision LOG
+  local t0=$SECONDS
+  make --no-print-directory provision INVENTORY="$INVENTORY" ANSIBLE_ARGS="-e @$RUN/airgap.yml" >"$1" 2>&1
+  local rc=$?
+  echo "make provision: exit $rc in $((SECONDS - t0))s (log $1)"
+  sed -n '/PLAY RECAP/,$p' "$1"
+  return "$rc"
+}
+recap_unchanged() { # every host: changed=0 failed=0 unreachable=0
+  awk '/PLAY RECAP/ { r = 1; next } r && /ok=/ { n++; if ($0 !~ /changed=0 / || $0 !~ /unreachable=0 / || $0 !~ /failed=0 /) bad++ }
+       END { exit !(n > 0 && bad == 0) }' "$1"
+}
+
+step "make provision (first run)"
+provision "$RUN/provision-1.log" || { tail -40 "$RUN/provision-1.log"; die "the first provision failed"; }
+step "make provision again: must change nothing"
+provision "$RUN/provision-2.log" || true
+check "second provision reports changed=0 on every host" recap_unchanged "$RUN/provision-2.log"
+
+step "the hosts"
+for entry in "${HOSTS[@]}"; do
+  host="${entry%%=*}"
+  service=k3s-agent
+  [[ "$host" == *master* ]] && service=k3s
+  check "$host: hostname is its inventory name" test "$(on "$host" hostname)" = "$host"
+  check "$host: timezone Europe/Warsaw" test "$(on "$host" timedatectl show -p Timezone --value)" = Europe/Warsaw
+  check "$host: packages vim, htop, curl installed" on "$host" dpkg-query -W vim htop curl
+  check "$host: /etc/hosts names every node" on "$host" "for h in ${HOSTS[*]%%=*}; do grep -q \"\\b\$h\\b\" /etc/hosts || exit 1; done"
+  check "$host: no active swap, none in fstab" on "$host" '[ -z "$(swapon --noheadings)" ] && ! grep -Eq "^[^#].*\bswap\b" /etc/fstab'
+  check "$host: net.ipv4.ip_forward = 1" test "$(on "$host" cat /proc/sys/net/ipv4/ip_forward)" = 1
+  check "$host: bridge-nf-call-iptables = 1" test "$(on "$host" cat /proc/sys/net/bridge/bridge-nf-call-iptables)" = 1
+  check "$host: K3s binary is the built one (sha256)" test "$(on "$host" sha256sum /usr/local/bin/k3s | cut -d' ' -f1)" = "$(sha256sum "$K3S_DIR/k3s" | cut -d' ' -f1)"
+  check "$host: /etc/rancher/k3s/config.yaml is 0600 root" test "$(on "$host" sudo stat -c %a:%U /etc/rancher/k3s/config.yaml)" = 600:root
+  check "$host: config.yaml has node-ip ${entry#*=}" on "$host" sudo grep -q "${entry#*=}" /etc/rancher/k3s/config.yaml
+  check "$host: $service enabled and active" on "$host" systemctl is-enabled --quiet "$service" '&&' systemctl is-active --quiet "$service"
+done
+
+step "the cluster, through $RUN/kubeconfig"
+check "kubeconfig is 0600 and points at https://$MASTER_IP:6443" \
+  bash -c "[ \"\$(stat -c %a '$RUN/kubeconfig')\" = 600 ] && grep -q 'server: https://$MASTER_IP:6443' '$RUN/kubeconfig'"
+check "API /readyz answers ok" bash -c "kubectl get --raw /readyz | grep -qx ok"
+all_ready() { [ "$(kubectl get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)" -eq "${#HOSTS[@]}" ]; }
+check "${#HOSTS[@]}/${#HOSTS[@]} nodes Ready" retry 60 5 all_ready
+kubectl get nodes -o wide || true
+
+check "k3s etcd-snapshot save writes a snapshot" \
+  on "$MASTER" 'sudo k3s etcd-snapshot save --name e2e >/dev/null 2>&1 && sudo ls /var/lib/rancher/k3s/server/db/snapshots/ | grep -q "^e2e-"'
+
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: echo, namespace: default, labels: { app.kubernetes.io/name: echo } }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app.kubernetes.io/name: echo } }
+  template:
+    metadata: { labels: { app.kubernetes.io/name: echo } }
+    spec:
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms: [{ matchExpressions: [{ key: node-role.kubernetes.io/control-plane, operator: DoesNotExist }] }]
+      containers:
+        - name: echo
+          image: $(sed -n 's/^ECHO_IMAGE=//p' "$K3S_DIR/build-info.env")
+          imagePullPolicy: Never
+          ports: [{ containerPort: 8080 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: echo, namespace: default }
+spec:
+  type: NodePort
+  selector: { app.kubernetes.io/name: echo }
+  ports: [{ port: 80, targetPort: 8080, nodePort: $ECHO_PORT }]
+EOF
+check "echo pod (locally built image) rolls out on a worker" kubectl rollout status deployment/echo --timeout=180s
+kubectl get pods -o wide || true
+WORKER_IP="${HOSTS[1]#*=}"
+check "NodePort $ECHO_PORT answers from the runner ($WORKER_IP)" retry 30 2 curl -fsS --max-time 3 "http://$WORKER_IP:$ECHO_PORT/e2e"
+
+step "secrets"
+TOKEN="$(on "$MASTER" sudo cat /var/lib/rancher/k3s/server/token)"
+check "the K3s token appears in no provision log" bash -c '! grep -rqF -- "$1" "$2"/provision-*.log' _ "$TOKEN" "$RUN"
+unset TOKEN
+
+step "done in $((SECONDS - START))s"
+echo "e2e: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
