@@ -175,7 +175,7 @@ get() {
     base="${base%@*}" # drop the committed "@<cli>" suffix
     sed "s|\"$PLACEHOLDER_HOST/|\"$host/|g" "$f" >"$stage/$base@$suffix.json"
   done
-  n="$(ls "$stage" | wc -l)"
+  n="$(find "$stage" -type f | wc -l)"
 
   log "cdktn get (offline, schemas from providers/schema, CLI key $suffix)..."
   (
@@ -189,7 +189,7 @@ get() {
       CHECKPOINT_DISABLE=1 DISABLE_VERSION_CHECK=true \
       npx --no-install cdktn get --force
   ) || die "cdktn get failed"
-  [ "$(ls "$stage" | wc -l)" = "$n" ] \
+  [ "$(find "$stage" -type f | wc -l)" = "$n" ] \
     || die "cdktn get fetched a schema the cache did not have (cdktf.json and providers/schema disagree): run scripts/provider-schema.sh update"
   [ -d "$GEN_DIR/providers" ] || die "cdktn get wrote no $GEN_DIR/providers"
   printf '%s\n' "$stamp" >"$GEN_DIR/.schema-stamp"

@@ -69,7 +69,7 @@ need_go() {
 # keep in step. -mod=readonly: nothing in the module cache is written.
 go_build() {
   local module="$1" version="$2" pkg="$3" out="$4" ldflags="${5:-}" json dir
-  json="$(cd "$TOOLS" && GOWORK=off GOFLAGS= go mod download -json "$module@$version" 2>&1)" \
+  json="$(cd "$TOOLS" && GOWORK=off GOFLAGS='' go mod download -json "$module@$version" 2>&1)" \
     || die "the Go module proxy does not serve $module@$version:
 $json
 Pick a version it serves (go list -m -versions $module) and update versions.env."
@@ -99,7 +99,7 @@ tofu=""
 if [ -n "${TOFU_BIN:-}" ]; then
   [ -x "$TOFU_BIN" ] || die "TOFU_BIN=$TOFU_BIN is not an executable file"
   v="$(tofu_version "$TOFU_BIN")"
-  [ -n "$v" ] && version_ge "$v" "$TOFU_MIN" || die "TOFU_BIN=$TOFU_BIN is not OpenTofu >= $TOFU_MIN"
+  if [ -z "$v" ] || ! version_ge "$v" "$TOFU_MIN"; then die "TOFU_BIN=$TOFU_BIN is not OpenTofu >= $TOFU_MIN"; fi
   tofu="$TOFU_BIN"
   log "OpenTofu $v: using TOFU_BIN=$tofu"
 else
@@ -169,10 +169,11 @@ LOCAL_BIN="$PROVIDER_BIN"
 
 # --- registry host names, asked of the CLIs themselves ----------------------------------------------
 # The mirror layout starts with the host name the CLI gives a "namespace/type" source address. OpenTofu
-# and Terraform each have their own default; ask them rather than assume. Cached per CLI binary+version.
+# and Terraform each have their own default; ask them rather than assume. Cached per CLI binary (path,
+# size and time).
 registry_host() { # registry_host CLI-BINARY
   local cli="$1" key cachefile tmp host
-  key="$(printf '%s %s' "$(readlink -f "$cli")" "$(TF_CLI_CONFIG_FILE=/dev/null "$cli" version 2>/dev/null | head -n1)" | cksum | cut -d' ' -f1)"
+  key="$(printf '%s %s' "$(readlink -f "$cli")" "$(stat -Lc '%s %Y' "$cli")" | cksum | cut -d' ' -f1)"
   cachefile="$TOOLS/.host-$key"
   if [ -s "$cachefile" ]; then cat "$cachefile"; return; fi
   tmp="$(mktemp -d)"
