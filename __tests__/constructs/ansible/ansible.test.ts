@@ -1,0 +1,385 @@
+/**
+ * The generated Ansible tree, parsed back from YAML and checked for the properties the roles promise:
+ * FQCN modules, no_log wherever the token is touched, restarts only through handlers, idempotent commands,
+ * config.yaml 0600, argument specs covering every default, and group_vars taken from the configuration.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { ansibleFiles, ROLES } from "../../../constructs/ansible";
+import { Folded } from "../../../constructs/ansible/model";
+import { testConfig } from "../../helpers";
+
+type Obj = Record<string, unknown>;
+
+const config = testConfig();
+const files = ansibleFiles(config);
+const byPath = new Map(files.map((f) => [f.path, f]));
+const read = (p: string): string => {
+  const file = byPath.get(p);
+  if (!file) throw new Error(`not generated: ${p}`);
+  return file.content;
+};
+const yaml = (p: string): unknown => parse(read(p), { version: "1.1" });
+
+/** Task keywords: everything else in a task is its action (module). */
+const KEYWORDS = new Set([
+  "name", "when", "become", "delegate_to", "no_log", "vars", "loop", "loop_control", "register", "changed_when",
+  "failed_when", "until", "retries", "delay", "check_mode", "ignore_unreachable", "notify", "listen", "block",
+  "rescue", "always", "any_errors_fatal",
+]);
+
+/** Every task (blocks flattened) of a task list, with where it came from. */
+function flatten(items: unknown, origin: string): { task: Obj; origin: string }[] {
+  return ((items as Obj[]) ?? []).flatMap((item) =>
+    "block" in item
+      ? [...flatten(item.block, origin), ...flatten(item.rescue, origin), ...flatten(item.always, origin)]
+      : [{ task: item, origin }],
+  );
+}
+
+const action = (task: Obj): [string, unknown] => {
+  const keys = Object.keys(task).filter((k) => !KEYWORDS.has(k));
+  expect(keys, `task "${task.name}" has one action`).toHaveLength(1);
+  return [keys[0], task[keys[0]]];
+};
+
+const roleTasks = (role: string) => flatten(yaml(`ansible/roles/${role}/tasks/main.yml`), `${role}/tasks`);
+const roleHandlers = (role: string) =>
+  byPath.has(`ansible/roles/${role}/handlers/main.yml`) ? flatten(yaml(`ansible/roles/${role}/handlers/main.yml`), `${role}/handlers`) : [];
+const siteTasks = () => flatten((yaml("ansible/site.yml") as Obj[]).flatMap((play) => (play.tasks as Obj[]) ?? []), "site.yml");
+
+const allTasks = [...ROLES.flatMap((r) => [...roleTasks(r.name), ...roleHandlers(r.name)]), ...siteTasks()];
+
+describe("the file set", () => {
+  it("has the playbook, the configuration, and tasks/defaults/argument specs/meta for every role", () => {
+    expect(byPath.has("ansible/site.yml")).toBe(true);
+    expect(byPath.has("ansible/ansible.cfg")).toBe(true);
+    expect(ROLES.map((r) => r.name)).toEqual(["base", "k3s_prereqs", "k3s_binary", "k3s_master", "k3s_worker"]);
+    for (const role of ROLES) {
+      for (const part of ["tasks/main.yml", "defaults/main.yml", "meta/argument_specs.yml", "meta/main.yml"]) {
+        expect(byPath.has(`ansible/roles/${role.name}/${part}`), `${role.name}/${part}`).toBe(true);
+      }
+    }
+    expect(new Set(files.map((f) => f.path)).size).toBe(files.length);
+  });
+
+  it("marks only group_vars/all.yml as depending on the configuration", () => {
+    expect(files.filter((f) => f.configDependent).map((f) => f.path)).toEqual(["ansible/inventory/group_vars/all.yml"]);
+  });
+
+  it("produces the same configuration-independent files for a different configuration", () => {
+    const other = ansibleFiles(testConfig({ cluster_name: "lab", worker_count: 5, timezone: "UTC", first_ip: "192.168.1.100" }));
+    const independent = (list: typeof files) => list.filter((f) => !f.configDependent).map((f) => [f.path, f.content]);
+    expect(independent(other)).toEqual(independent(files));
+  });
+
+  it("heads every YAML file and ansible.cfg with the generated line naming the source", () => {
+    for (const file of files.filter((f) => /\.(yml|cfg)$/.test(f.path))) {
+      expect(file.content, file.path).toMatch(/^# generated — edit \S.*, then run make synth\n/);
+    }
+    for (const role of ROLES) {
+      expect(read(`ansible/roles/${role.name}/tasks/main.yml`)).toMatch(new RegExp(`^# generated — edit ${role.source}, then`));
+      expect(fs.existsSync(path.resolve(__dirname, "../../..", role.source)), role.source).toBe(true);
+    }
+  });
+
+  it("writes YAML that parses, with a document start after the header", () => {
+    for (const file of files.filter((f) => f.path.endsWith(".yml"))) {
+      expect(file.content.split("\n")[1], file.path).toBe("---");
+      expect(() => parse(file.content, { version: "1.1" }), file.path).not.toThrow();
+    }
+  });
+
+  it("copies the Jinja templates verbatim from beside the role's source", () => {
+    const templates = files.filter((f) => f.path.endsWith(".j2"));
+    expect(templates.map((f) => f.path).sort()).toEqual([
+      "ansible/roles/k3s_master/templates/config.yaml.j2",
+      "ansible/roles/k3s_master/templates/k3s.service.j2",
+      "ansible/roles/k3s_master/templates/kubeconfig.j2",
+      "ansible/roles/k3s_prereqs/templates/modules-load.conf.j2",
+      "ansible/roles/k3s_prereqs/templates/sysctl.conf.j2",
+      "ansible/roles/k3s_worker/templates/config.yaml.j2",
+      "ansible/roles/k3s_worker/templates/k3s-agent.service.j2",
+    ]);
+    for (const t of templates) {
+      const source = path.resolve(__dirname, "../../../constructs", t.path.replace(/^ansible\//, "ansible/"));
+      expect(t.content).toBe(fs.readFileSync(source, "utf8"));
+    }
+  });
+
+  it("never hard-codes eth0", () => {
+    for (const file of files) expect(file.content, file.path).not.toMatch(/\beth0\b/);
+  });
+});
+
+describe("every task", () => {
+  it("is named, starting with a capital letter", () => {
+    for (const { task, origin } of allTasks) expect(task.name, origin).toMatch(/^[A-Z]/);
+  });
+
+  it("uses a fully qualified ansible.builtin module", () => {
+    expect(allTasks.length).toBeGreaterThan(60);
+    for (const { task } of allTasks) expect(action(task)[0], String(task.name)).toMatch(/^ansible\.builtin\.[a-z_]+$/);
+  });
+
+  it("that touches the token has no_log", () => {
+    const touching = allTasks.filter(({ task }) => /token/i.test(JSON.stringify(task)) && !/^Explain/.test(String(task.name)));
+    expect(touching.map(({ task }) => task.name)).toEqual(
+      expect.arrayContaining(["Read the join token from the first server", "Read the join token from the server"]),
+    );
+    for (const { task, origin } of touching) expect(task.no_log, `${origin}: ${task.name}`).toBe(true);
+  });
+
+  it("that writes a K3s config.yaml has no_log and mode 0600, and restarts through a handler", () => {
+    for (const role of ["k3s_master", "k3s_worker"]) {
+      const writes = roleTasks(role).filter(({ task }) => (action(task)[1] as Obj)?.dest === "/etc/rancher/k3s/config.yaml");
+      expect(writes, role).toHaveLength(1);
+      const task = writes[0].task;
+      expect(action(task)[0]).toBe("ansible.builtin.template");
+      expect((action(task)[1] as Obj).mode).toBe("0600");
+      expect(task.no_log).toBe(true);
+      expect(roleHandlers(role).map(({ task: h }) => h.name)).toContain(task.notify);
+    }
+  });
+
+  it("runs a command only with changed_when or creates (idempotent by construction)", () => {
+    const commands = allTasks.filter(({ task }) => ["ansible.builtin.command", "ansible.builtin.shell"].includes(action(task)[0]));
+    expect(commands.length).toBeGreaterThan(3);
+    for (const { task, origin } of commands) {
+      const args = action(task)[1] as Obj;
+      expect(task.changed_when !== undefined || args.creates !== undefined, `${origin}: ${task.name}`).toBe(true);
+      expect(String(args.cmd ?? ""), "no secret on a command line").not.toMatch(/token/i);
+    }
+  });
+
+  it("restarts services only in handlers", () => {
+    for (const { task, origin } of allTasks.filter(({ origin }) => !origin.endsWith("/handlers"))) {
+      const args = action(task)[1];
+      const state = args && typeof args === "object" ? String((args as Obj).state ?? "") : "";
+      expect(state, `${origin}: ${task.name}`).not.toMatch(/^(restarted|reloaded)$/);
+    }
+  });
+
+  it("registers and sets only variables prefixed with its role's name", () => {
+    for (const role of ROLES) {
+      for (const { task } of roleTasks(role.name)) {
+        if (task.register) expect(task.register, String(task.name)).toMatch(new RegExp(`^${role.name}_`));
+        const [name, args] = action(task);
+        if (name === "ansible.builtin.set_fact") for (const key of Object.keys(args as Obj)) expect(key).toMatch(new RegExp(`^${role.name}_`));
+      }
+    }
+  });
+
+  it("gives every file it writes an explicit mode", () => {
+    for (const { task, origin } of allTasks) {
+      const [name, args] = action(task);
+      if (["ansible.builtin.template", "ansible.builtin.copy", "ansible.builtin.get_url"].includes(name)) {
+        expect((args as Obj).mode, `${origin}: ${task.name}`).toMatch(/^0[0-7]{3}$/);
+      }
+    }
+  });
+});
+
+describe("role variables", () => {
+  for (const role of ROLES) {
+    it(`${role.name}: argument_specs cover every default, with the same value, and every name has the role's prefix`, () => {
+      const defaults = (yaml(`ansible/roles/${role.name}/defaults/main.yml`) ?? {}) as Obj;
+      const spec = (yaml(`ansible/roles/${role.name}/meta/argument_specs.yml`) as Obj).argument_specs as Obj;
+      const options = (spec.main as Obj).options as Record<string, Obj>;
+      const required = Object.keys(options).filter((k) => options[k].required === true);
+      expect(Object.keys(options).sort()).toEqual([...Object.keys(defaults), ...required].sort());
+      for (const [name, value] of Object.entries(defaults)) {
+        expect(options[name].default, name).toEqual(value);
+        expect(options[name].description, name).toBeTruthy();
+      }
+      for (const name of Object.keys(options)) expect(name).toMatch(new RegExp(`^${role.name}_`));
+      const vars = byPath.has(`ansible/roles/${role.name}/vars/main.yml`) ? (yaml(`ansible/roles/${role.name}/vars/main.yml`) as Obj) : {};
+      for (const name of Object.keys(vars)) {
+        expect(name).toMatch(new RegExp(`^${role.name}_`));
+        expect(options[name], `${name} is derived, not an option`).toBeUndefined();
+      }
+    });
+  }
+
+  it("folds long expressions losslessly: vars/main.yml reads back exactly as written in the role's source", () => {
+    for (const role of ROLES.filter((r) => r.derived)) {
+      const vars = yaml(`ansible/roles/${role.name}/vars/main.yml`) as Obj;
+      for (const d of role.derived!) {
+        const value = d.value instanceof Folded ? d.value.text : d.value;
+        expect(vars[d.name], `${role.name}: ${d.name}`).toEqual(value);
+      }
+    }
+  });
+
+  it("comments every default in defaults/main.yml", () => {
+    for (const role of ROLES) {
+      const text = read(`ansible/roles/${role.name}/defaults/main.yml`);
+      for (const name of Object.keys((yaml(`ansible/roles/${role.name}/defaults/main.yml`) ?? {}) as Obj)) {
+        expect(text, name).toMatch(new RegExp(`# [^\\n]+\\n(# [^\\n]+\\n)*${name}:`));
+      }
+    }
+  });
+});
+
+describe("group_vars/all.yml", () => {
+  const vars = yaml("ansible/inventory/group_vars/all.yml") as Obj;
+
+  it("carries the cluster's values from the configuration", () => {
+    expect(vars).toEqual({
+      base_timezone: "Europe/Warsaw",
+      k3s_binary_version: "v1.31.1+k3s1",
+      k3s_master_cluster_name: "k3s",
+      k3s_master_api_address: "192.168.1.10",
+      k3s_master_cluster_cidr: "10.42.0.0/16",
+      k3s_master_service_cidr: "10.43.0.0/16",
+      k3s_worker_server_url: "https://192.168.1.10:6443",
+    });
+  });
+
+  it("follows the configuration", () => {
+    const other = ansibleFiles(testConfig({ cluster_name: "lab", timezone: "UTC", master_ips: ["10.0.0.5"], node_cidr: "10.0.0.0/24", gateway: "10.0.0.1", dns_servers: ["10.0.0.1"], worker_ips: ["10.0.0.6", "10.0.0.7"], pod_cidr: "10.50.0.0/16", service_cidr: "10.51.0.0/16" }));
+    const parsed = parse(other.find((f) => f.path === "ansible/inventory/group_vars/all.yml")!.content, { version: "1.1" });
+    expect(parsed).toMatchObject({
+      base_timezone: "UTC",
+      k3s_master_cluster_name: "lab",
+      k3s_master_api_address: "10.0.0.5",
+      k3s_master_cluster_cidr: "10.50.0.0/16",
+      k3s_master_service_cidr: "10.51.0.0/16",
+      k3s_worker_server_url: "https://10.0.0.5:6443",
+    });
+  });
+
+  it("sets only variables some role declares, and every required one", () => {
+    const declared = new Set(ROLES.flatMap((r) => r.variables.map((v) => v.name)));
+    for (const name of Object.keys(vars)) expect(declared.has(name), name).toBe(true);
+    for (const role of ROLES) for (const v of role.variables.filter((v) => v.required)) expect(vars[v.name], v.name).toBeDefined();
+  });
+});
+
+describe("site.yml", () => {
+  const plays = yaml("ansible/site.yml") as Obj[];
+
+  it("checks the inventory, reachability and the OS before any role, then runs the roles in order", () => {
+    expect(plays.map((p) => [p.hosts, p.roles ?? null])).toEqual([
+      ["localhost", null],
+      ["k3s_cluster", null],
+      ["k3s_cluster", ["base", "k3s_prereqs"]],
+      ["master[0]", ["k3s_master"]],
+      ["master[1:]", ["k3s_master"]],
+      ["workers", ["k3s_worker"]],
+    ]);
+    const fatal = flatten(plays[1].tasks, "site.yml").filter(({ task }) => task.any_errors_fatal).map(({ task }) => task.name);
+    expect(fatal).toEqual(["Explain an unreachable node", "Gather facts", "Check the operating system"]);
+    expect(plays[4].serial).toBe(1);
+    const preflight = flatten(plays[1].tasks, "site.yml");
+    expect(preflight.find(({ task }) => task.ignore_unreachable)?.task.register).toBe("site_ping");
+    const osCheck = preflight.find(({ task }) => task.name === "Check the operating system")!.task;
+    expect(JSON.stringify(osCheck)).toContain("['Debian','RedHat']");
+    expect(String((osCheck["ansible.builtin.assert"] as Obj).fail_msg)).toContain("{{ inventory_hostname }}");
+    expect(String((flatten(plays[0].tasks, "")[0].task["ansible.builtin.assert"] as Obj).fail_msg)).toContain("make apply");
+  });
+
+  it("becomes root in the role plays only", () => {
+    expect(plays.map((p) => p.become ?? false)).toEqual([false, false, true, true, true, true]);
+  });
+});
+
+describe("k3s roles", () => {
+  it("make k3s_binary a dependency of the master and worker roles", () => {
+    for (const role of ["k3s_master", "k3s_worker"]) {
+      expect((yaml(`ansible/roles/${role}/meta/main.yml`) as Obj).dependencies).toEqual([{ role: "k3s_binary" }]);
+    }
+  });
+
+  it("restart only their own service, on their own changes and on a changed binary", () => {
+    const restart = (role: string) => roleHandlers(role).map(({ task }) => [task.name, (task["ansible.builtin.systemd_service"] as Obj).name, task.listen]);
+    expect(restart("k3s_master")).toEqual([["Restart k3s", "k3s", "k3s binary changed"]]);
+    expect(restart("k3s_worker")).toEqual([["Restart k3s-agent", "k3s-agent", "k3s binary changed"]]);
+    const binaryNotifies = roleTasks("k3s_binary").filter(({ task }) => task.notify).map(({ task }) => task.notify);
+    expect(binaryNotifies.length).toBeGreaterThanOrEqual(3);
+    for (const n of binaryNotifies) expect(n).toBe("k3s binary changed");
+    for (const role of ["k3s_master", "k3s_worker"]) {
+      const names = roleTasks(role).map(({ task }) => task.name);
+      const flush = roleTasks(role).findIndex(({ task }) => task["ansible.builtin.meta"] === "flush_handlers");
+      const start = names.findIndex((n) => String(n).startsWith("Enable and start"));
+      expect(flush).toBeGreaterThan(0);
+      expect(start).toBe(flush + 1);
+    }
+  });
+
+  it("verify the binary: get_url against the release's sha256 file, or the air-gap file against its .sha256", () => {
+    const tasks = roleTasks("k3s_binary").map(({ task }) => task);
+    const download = tasks.find((t) => "ansible.builtin.get_url" in t)!;
+    expect(download.name).toBe("Download the K3s binary, verified against the release's sha256");
+    expect((download["ansible.builtin.get_url"] as Obj).checksum).toBe("{{ k3s_binary_download_checksum }}");
+    const derived = yaml("ansible/roles/k3s_binary/vars/main.yml") as Obj;
+    expect(String(derived.k3s_binary_download_checksum)).toContain("'sha256:' ~ k3s_binary_release_url");
+    expect(String(derived.k3s_binary_download_checksum)).toContain("'/sha256sum-' ~ k3s_binary_release.arch ~ '.txt'");
+    const copy = tasks.find((t) => t.name === "Copy the air-gap binary to the node")!;
+    const names = tasks.map((t) => t.name);
+    expect(names.indexOf("Verify the air-gap binary before copying it")).toBeLessThan(names.indexOf(copy.name as string));
+    expect(names.indexOf("Verify the binary on the node")).toBeGreaterThan(names.indexOf(copy.name as string));
+    expect(tasks.find((t) => t.name === "Look at the air-gap binary on this machine")).toMatchObject({ delegate_to: "localhost", become: false });
+  });
+
+  it("wait for the API and for node registration with bounded retries and an explanation", () => {
+    const block = (role: string, name: string) => (yaml(`ansible/roles/${role}/tasks/main.yml`) as Obj[]).find((t) => t.name === name)!;
+    for (const [role, name] of [["k3s_master", "Wait for the Kubernetes API"], ["k3s_worker", "Wait for the node to register"]]) {
+      const b = block(role, name);
+      const wait = (b.block as Obj[])[0];
+      expect(wait.retries).toMatch(/^\{\{ k3s_(master_ready|worker_register)_retries \}\}$/);
+      expect(wait.changed_when).toBe(false);
+      expect(Object.keys((b.rescue as Obj[])[0])).toContain("ansible.builtin.fail");
+    }
+    const register = (block("k3s_worker", "Wait for the node to register").block as Obj[])[0];
+    expect(register.delegate_to).toBe("{{ k3s_worker_server_host }}");
+  });
+
+  it("write the operator's kubeconfig 0600 at the repository root, never ~/.kube/config", () => {
+    const task = roleTasks("k3s_master").find(({ task }) => task.name === "Write the kubeconfig on the operator's machine")!.task;
+    expect(task).toMatchObject({ delegate_to: "localhost", become: false, no_log: true });
+    expect((task["ansible.builtin.template"] as Obj).mode).toBe("0600");
+    expect((yaml("ansible/roles/k3s_master/defaults/main.yml") as Obj).k3s_master_kubeconfig_path).toBe("{{ playbook_dir | dirname }}/kubeconfig");
+    for (const { task, origin } of allTasks) expect(JSON.stringify(action(task)[1]) ?? "", `${origin}: ${task.name}`).not.toContain(".kube");
+  });
+
+  it("start K3s from its own units with nothing secret on the command line", () => {
+    for (const [file, mode] of [["k3s_master/templates/k3s.service.j2", "server"], ["k3s_worker/templates/k3s-agent.service.j2", "agent"]]) {
+      const unit = read(`ansible/roles/${file}`);
+      const exec = unit.split("\n").filter((l) => l.startsWith("ExecStart"));
+      expect(exec).toEqual([`ExecStart={{ k3s_binary_install_path }} ${mode}`]);
+      expect(unit).toMatch(/^Type=notify$/m);
+      expect(unit).toMatch(/^KillMode=process$/m);
+    }
+  });
+
+  it("configure the server as the design asks", () => {
+    const server = read("ansible/roles/k3s_master/templates/config.yaml.j2");
+    for (const key of ["'cluster-init': true", "'write-kubeconfig-mode': '0644'", "'tls-san'", "'node-ip'", "'flannel-iface': k3s_master_iface", "'cluster-cidr'", "'service-cidr'"]) {
+      expect(server).toContain(key);
+    }
+    expect((yaml("ansible/roles/k3s_master/defaults/main.yml") as Obj).k3s_master_disable).toEqual(["traefik", "servicelb"]);
+    const agent = read("ansible/roles/k3s_worker/templates/config.yaml.j2");
+    for (const key of ["'server': k3s_worker_server_url", "'token'", "'flannel-iface': k3s_worker_iface"]) expect(agent).toContain(key);
+  });
+
+  it("find flannel's interface by the node address in the facts", () => {
+    for (const role of ["k3s_master", "k3s_worker"]) {
+      const derived = yaml(`ansible/roles/${role}/vars/main.yml`) as Obj;
+      expect(String(derived[`${role}_detected_iface`])).toContain(`selectattr('ipv4.address', 'equalto', ${role}_node_ip)`);
+      expect((yaml(`ansible/roles/${role}/defaults/main.yml`) as Obj)[`${role}_node_ip`]).toBe("{{ ansible_host }}");
+    }
+  });
+});
+
+describe("ansible.cfg", () => {
+  it("points at the generated inventory and roles, pipelines SSH and forces handlers", () => {
+    const cfg = read("ansible/ansible.cfg");
+    for (const line of ["inventory = inventory/hosts.ini", "roles_path = roles", "force_handlers = True", "pipelining = True"]) {
+      expect(cfg).toContain(`\n${line}\n`);
+    }
+    expect(cfg).toMatch(/\[defaults\][\s\S]*\[ssh_connection\]/);
+  });
+});

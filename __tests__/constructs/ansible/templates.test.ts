@@ -1,0 +1,254 @@
+/**
+ * The Jinja templates rendered by the real Ansible (the pinned venv of scripts/setup-python.sh) with sample
+ * values, and the results parsed back: the K3s server and agent configurations, the kubeconfig, the
+ * sysctl and modules-load files; and the k3s_binary role's checksum lookups (vars/main.yml) evaluated on
+ * sample air-gap folders. Skipped, saying so, when the venv has not been made (make setup).
+ */
+import { execFileSync } from "node:child_process";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse, stringify } from "yaml";
+import { k3sBinary } from "../../../constructs/ansible/roles/k3s_binary";
+import { varsFile } from "../../../constructs/ansible/render";
+
+const REPO = path.resolve(__dirname, "../../..");
+const ROLES = path.join(REPO, "constructs/ansible/roles");
+const hash = crypto.createHash("sha256").update(fs.readFileSync(path.join(REPO, "requirements.txt"))).digest("hex").slice(0, 12);
+const VENV_BIN = path.join(process.env.K3SPVE_CACHE || path.join(os.homedir(), ".cache/k3s-proxmox"), `venv-${hash}`, "bin");
+const PLAYBOOK_BIN = path.join(VENV_BIN, "ansible-playbook");
+const haveAnsible = fs.existsSync(PLAYBOOK_BIN);
+if (!haveAnsible) console.warn(`templates.test.ts: skipped, no ${PLAYBOOK_BIN} (run make setup or scripts/setup-python.sh)`);
+
+const TOKEN = "K10abcdef0123456789::server:s3cr3t-join-token";
+const b64 = (text: string) => Buffer.from(text).toString("base64");
+const ADMIN_KUBECONFIG = stringify({
+  apiVersion: "v1",
+  clusters: [{ cluster: { "certificate-authority-data": "Q0EtREFUQQ==", server: "https://127.0.0.1:6443" }, name: "default" }],
+  contexts: [{ context: { cluster: "default", user: "default" }, name: "default" }],
+  "current-context": "default",
+  kind: "Config",
+  preferences: {},
+  users: [{ name: "default", user: { "client-certificate-data": "Q0VSVA==", "client-key-data": "S0VZ" } }],
+});
+
+let out: string;
+let expected: { sha: (text: string) => string; built: string; bare: string };
+const rendered = (name: string) => fs.readFileSync(path.join(out, name), "utf8");
+
+beforeAll(() => {
+  if (!haveAnsible) return;
+  out = fs.mkdtempSync(path.join(os.tmpdir(), "k3spve-templates-"));
+  const template = (src: string, dest: string, vars: Record<string, unknown> = {}) => ({
+    name: `Render ${dest}`,
+    "ansible.builtin.template": { src: path.join(ROLES, src), dest: path.join(out, dest), mode: "0600" },
+    vars,
+  });
+  const playbook: object[] = [
+    {
+      name: "Render the role templates with sample values",
+      hosts: "localhost",
+      connection: "local",
+      gather_facts: false,
+      vars: {
+        k3s_binary_install_path: "/usr/local/bin/k3s",
+        k3s_master_first: "localhost",
+        k3s_master_node_name: "k3s-master-1",
+        k3s_master_node_ip: "192.168.1.10",
+        k3s_master_iface: "ens18",
+        k3s_master_cluster_cidr: "10.42.0.0/16",
+        k3s_master_service_cidr: "10.43.0.0/16",
+        k3s_master_api_address: "192.168.1.10",
+        k3s_master_tls_san: ["k3s.lan", "192.168.1.10"],
+        k3s_master_disable: ["traefik", "servicelb"],
+        k3s_master_kubelet_args: [],
+        k3s_master_extra_config: {},
+        k3s_master_cluster_name: "homelab",
+        k3s_master_admin_kubeconfig: { content: b64(ADMIN_KUBECONFIG) },
+        k3s_worker_server_url: "https://192.168.1.10:6443",
+        k3s_worker_join_token: { content: b64(`${TOKEN}\n`) },
+        k3s_worker_node_name: "k3s-worker-1",
+        k3s_worker_node_ip: "192.168.1.20",
+        k3s_worker_iface: "ens18",
+        k3s_worker_kubelet_args: ["max-pods=150"],
+        k3s_worker_extra_config: { "node-label": ["tier=apps"] },
+        k3s_prereqs_kernel_modules: ["br_netfilter", "overlay"],
+        k3s_prereqs_sysctl: { "net.ipv4.ip_forward": 1, "net.bridge.bridge-nf-call-iptables": 1, "net.bridge.bridge-nf-call-ip6tables": 1 },
+      },
+      tasks: [
+        template("k3s_master/templates/config.yaml.j2", "server-first.yaml"),
+        template("k3s_master/templates/config.yaml.j2", "server-join.yaml", {
+          k3s_master_first: "k3s-master-1",
+          k3s_master_node_name: "k3s-master-2",
+          k3s_master_node_ip: "192.168.1.11",
+          k3s_master_join_token: { content: b64(`${TOKEN}\n`) },
+          k3s_master_kubelet_args: ["max-pods=150"],
+          k3s_master_extra_config: { "etcd-snapshot-retention": 10, disable: ["traefik"] },
+        }),
+        template("k3s_master/templates/kubeconfig.j2", "kubeconfig"),
+        template("k3s_master/templates/k3s.service.j2", "k3s.service"),
+        template("k3s_worker/templates/config.yaml.j2", "agent.yaml"),
+        template("k3s_worker/templates/k3s-agent.service.j2", "k3s-agent.service"),
+        template("k3s_prereqs/templates/sysctl.conf.j2", "sysctl.conf"),
+        template("k3s_prereqs/templates/modules-load.conf.j2", "modules.conf"),
+      ],
+    },
+  ];
+  // Air-gap folders shaped like scripts/build-k3s.sh's output, and one with a bare <binary>.sha256.
+  const sha = (text: string) => crypto.createHash("sha256").update(text).digest("hex");
+  const built = path.join(out, "built");
+  fs.mkdirSync(path.join(built, "images"), { recursive: true });
+  fs.writeFileSync(path.join(built, "k3s"), "binary bytes");
+  fs.writeFileSync(path.join(built, "images/pause.tar"), "pause image bytes");
+  fs.writeFileSync(path.join(built, "images/echo.tar"), "echo image bytes");
+  fs.writeFileSync(path.join(built, "images/notes.txt"), "not an image");
+  fs.writeFileSync(
+    path.join(built, "sha256sum"),
+    `${sha("binary bytes")}  k3s\n${sha("pause image bytes")}  images/pause.tar\n${sha("echo image bytes").toUpperCase()} *images/echo.tar\n`,
+  );
+  const bare = path.join(out, "bare");
+  fs.mkdirSync(bare);
+  fs.writeFileSync(path.join(bare, "k3s-v1"), "other bytes");
+  fs.writeFileSync(path.join(bare, "k3s-v1.sha256"), `${sha("other bytes")}\n`);
+  fs.writeFileSync(path.join(out, "k3s_binary_vars.yml"), varsFile(k3sBinary));
+  const lookups = (dest: string, vars: Record<string, unknown>) => ({
+    name: `Evaluate the air-gap lookups into ${dest}`,
+    "ansible.builtin.copy": {
+      content:
+        "{{ {'sha256': k3s_binary_airgap_sha256, 'sum_file': k3s_binary_airgap_sum_file, 'images': k3s_binary_airgap_images | map('basename') | list, 'image_sums': k3s_binary_airgap_image_sums} | to_json }}",
+      dest: path.join(out, dest),
+      mode: "0600",
+    },
+    vars: { k3s_binary_airgap_checksum: "", k3s_binary_airgap_images_dir: "", ...vars },
+  });
+  expected = { sha, built, bare };
+  playbook.push({
+    name: "Evaluate the k3s_binary role's air-gap lookups",
+    hosts: "localhost",
+    connection: "local",
+    gather_facts: false,
+    vars_files: [path.join(out, "k3s_binary_vars.yml")],
+    tasks: [
+      lookups("built.json", { k3s_binary_airgap_path: path.join(built, "k3s"), k3s_binary_airgap_images_dir: path.join(built, "images") }),
+      lookups("bare.json", { k3s_binary_airgap_path: path.join(bare, "k3s-v1") }),
+      lookups("pinned.json", { k3s_binary_airgap_path: path.join(bare, "k3s-v1"), k3s_binary_airgap_checksum: "sha256:ABCDEF" }),
+      lookups("missing.json", { k3s_binary_airgap_path: path.join(out, "nowhere/k3s") }),
+    ],
+  } as never);
+  const file = path.join(out, "render.yml");
+  fs.writeFileSync(file, stringify(playbook));
+  try {
+    execFileSync(PLAYBOOK_BIN, ["-i", "localhost,", file], {
+      env: { ...process.env, ANSIBLE_NOCOLOR: "1", ANSIBLE_LOCALHOST_WARNING: "false", ANSIBLE_INVENTORY_UNPARSED_WARNING: "false", ANSIBLE_PYTHON_INTERPRETER: path.join(VENV_BIN, "python") },
+      stdio: "pipe",
+      timeout: 120_000,
+    });
+  } catch (error) {
+    const e = error as { stdout?: Buffer; stderr?: Buffer };
+    throw new Error(`ansible-playbook failed:\n${e.stdout?.toString() ?? ""}\n${e.stderr?.toString() ?? ""}`);
+  }
+}, 180_000);
+
+afterAll(() => {
+  if (out) fs.rmSync(out, { recursive: true, force: true });
+});
+
+describe.skipIf(!haveAnsible)("templates rendered by Ansible", () => {
+  it("k3s_master config.yaml: the first server initializes etcd, with the design's settings", () => {
+    const text = rendered("server-first.yaml");
+    expect(text).toMatch(/^# Managed by Ansible \(role k3s_master\)/);
+    expect(parse(text)).toEqual({
+      "node-name": "k3s-master-1",
+      "node-ip": "192.168.1.10",
+      "flannel-iface": "ens18",
+      "flannel-backend": "vxlan",
+      "cluster-cidr": "10.42.0.0/16",
+      "service-cidr": "10.43.0.0/16",
+      "tls-san": ["192.168.1.10", "k3s.lan"],
+      "write-kubeconfig-mode": "0644",
+      disable: ["traefik", "servicelb"],
+      "cluster-init": true,
+    });
+    expect(text).toContain("write-kubeconfig-mode: '0644'");
+  });
+
+  it("k3s_master config.yaml: a further server joins with server URL and token; extra settings win", () => {
+    const config = parse(rendered("server-join.yaml"));
+    expect(config).toMatchObject({
+      server: "https://192.168.1.10:6443",
+      token: TOKEN,
+      "node-ip": "192.168.1.11",
+      "kubelet-arg": ["max-pods=150"],
+      "etcd-snapshot-retention": 10,
+      disable: ["traefik"],
+    });
+    expect(config["cluster-init"]).toBeUndefined();
+  });
+
+  it("k3s_worker config.yaml: server, token, node address and interface, extras merged", () => {
+    expect(parse(rendered("agent.yaml"))).toEqual({
+      server: "https://192.168.1.10:6443",
+      token: TOKEN,
+      "node-name": "k3s-worker-1",
+      "node-ip": "192.168.1.20",
+      "flannel-iface": "ens18",
+      "kubelet-arg": ["max-pods=150"],
+      "node-label": ["tier=apps"],
+    });
+  });
+
+  it("kubeconfig: the API address instead of 127.0.0.1, everything named after the cluster", () => {
+    const kubeconfig = parse(rendered("kubeconfig"));
+    expect(kubeconfig).toEqual({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "homelab", cluster: { server: "https://192.168.1.10:6443", "certificate-authority-data": "Q0EtREFUQQ==" } }],
+      users: [{ name: "homelab", user: { "client-certificate-data": "Q0VSVA==", "client-key-data": "S0VZ" } }],
+      contexts: [{ name: "homelab", context: { cluster: "homelab", user: "homelab" } }],
+      "current-context": "homelab",
+      preferences: {},
+    });
+  });
+
+  it("systemd units: the binary and its mode only on the command line", () => {
+    expect(rendered("k3s.service")).toMatch(/^ExecStart=\/usr\/local\/bin\/k3s server$/m);
+    expect(rendered("k3s-agent.service")).toMatch(/^ExecStart=\/usr\/local\/bin\/k3s agent$/m);
+    for (const unit of ["k3s.service", "k3s-agent.service"]) expect(rendered(unit)).not.toContain(TOKEN);
+  });
+
+  it("sysctl and modules-load files list every setting and module", () => {
+    expect(rendered("sysctl.conf").split("\n").filter((l) => l && !l.startsWith("#"))).toEqual([
+      "net.bridge.bridge-nf-call-ip6tables = 1",
+      "net.bridge.bridge-nf-call-iptables = 1",
+      "net.ipv4.ip_forward = 1",
+    ]);
+    expect(rendered("modules.conf").split("\n").filter((l) => l && !l.startsWith("#"))).toEqual(["br_netfilter", "overlay"]);
+  });
+});
+
+describe.skipIf(!haveAnsible)("k3s_binary air-gap checksums evaluated by Ansible", () => {
+  const result = (name: string) => JSON.parse(rendered(name));
+
+  it("reads the binary's line from a sha256sum file beside it (scripts/build-k3s.sh's layout), and the images' lines", () => {
+    expect(result("built.json")).toEqual({
+      sha256: expected.sha("binary bytes"),
+      sum_file: path.join(expected.built, "sha256sum"),
+      images: ["echo.tar", "pause.tar"],
+      image_sums: { k3s: expected.sha("binary bytes"), "pause.tar": expected.sha("pause image bytes"), "echo.tar": expected.sha("echo image bytes").toUpperCase() },
+    });
+  });
+
+  it("reads a bare hex from <binary>.sha256", () => {
+    expect(result("bare.json")).toMatchObject({ sha256: expected.sha("other bytes"), sum_file: path.join(expected.bare, "k3s-v1.sha256"), images: [], image_sums: {} });
+  });
+
+  it("prefers k3s_binary_airgap_checksum, without its sha256: prefix, lower-cased", () => {
+    expect(result("pinned.json").sha256).toBe("abcdef");
+  });
+
+  it("gives an empty checksum when there is no checksum file (the role then fails with its message)", () => {
+    expect(result("missing.json")).toMatchObject({ sha256: "", sum_file: "" });
+  });
+});

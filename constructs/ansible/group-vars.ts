@@ -1,0 +1,45 @@
+/**
+ * `ansible/inventory/group_vars/all.yml` (beside the inventory, so it goes wherever the inventory goes): the cluster's values from the configuration (terraform.tfvars), under the
+ * role variables' own names, each with the role's description as its comment. It depends on the
+ * configuration, so it is written at synth time and not committed.
+ */
+import type { ClusterConfig } from "../config";
+import { Role } from "./model";
+import { yamlFile, wrap } from "./render";
+
+export const GROUP_VARS_SOURCE = "constructs/ansible/group-vars.ts";
+
+/** The values: every one comes from the configuration, none is typed here. */
+export function groupVarsValues(config: ClusterConfig): Record<string, unknown> {
+  const apiAddress = config.masters[0].ip;
+  return {
+    base_timezone: config.access.timezone,
+    k3s_binary_version: config.k3s.version,
+    k3s_master_cluster_name: config.clusterName,
+    k3s_master_api_address: apiAddress,
+    k3s_master_cluster_cidr: config.network.podCidr,
+    k3s_master_service_cidr: config.network.serviceCidr,
+    k3s_worker_server_url: `https://${apiAddress}:6443`,
+  };
+}
+
+export function groupVarsFile(config: ClusterConfig, roles: readonly Role[]): string {
+  const values = groupVarsValues(config);
+  const descriptions = new Map(roles.flatMap((role) => role.variables.map((v) => [v.name, v.description] as const)));
+  const comments = Object.fromEntries(
+    Object.keys(values).map((name) => {
+      const description = descriptions.get(name);
+      if (!description) throw new Error(`group_vars sets ${name}, which no role declares`);
+      return [name, wrap(description)];
+    }),
+  );
+  return yamlFile(
+    "terraform.tfvars (values) or constructs/ansible/group-vars.ts (layout)",
+    values,
+    comments,
+    wrap(
+      `Cluster "${config.clusterName}": values from the configuration for every host (not committed: make synth writes it). ` +
+        "Each variable is documented in its role's defaults/main.yml and meta/argument_specs.yml.",
+    ),
+  );
+}

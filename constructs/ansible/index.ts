@@ -1,0 +1,64 @@
+/**
+ * The generated Ansible tree, from typed roles and plays: `ansibleFiles(config)` is the one entry point.
+ *
+ * Committed (configuration-independent, checked for drift): ansible.cfg, site.yml, and per role
+ * tasks/handlers/defaults/vars/meta and the templates (copied verbatim from beside the role's source).
+ * Not committed (written at synth time, beside the inventory): inventory/group_vars/all.yml, from the
+ * configuration; Ansible loads it with the inventory, whichever folder that is in.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { ClusterConfig } from "../config";
+import type { GeneratedFile } from "../generate";
+import { ansibleCfg } from "./ansible-cfg";
+import { groupVarsFile } from "./group-vars";
+import { Role } from "./model";
+import { argumentSpecsFile, defaultsFile, metaFile, playbookFile, taskFile, varsFile } from "./render";
+import { base } from "./roles/base";
+import { k3sBinary } from "./roles/k3s_binary";
+import { k3sMaster } from "./roles/k3s_master";
+import { k3sPrereqs } from "./roles/k3s_prereqs";
+import { k3sWorker } from "./roles/k3s_worker";
+import { SITE_SOURCE, sitePlays } from "./site";
+
+export type { GeneratedFile };
+
+/** Every role, in the order site.yml applies them. */
+export const ROLES: readonly Role[] = [base, k3sPrereqs, k3sBinary, k3sMaster, k3sWorker];
+
+/** The folder of the generated tree, relative to the repository root. */
+export const ANSIBLE_DIR = "ansible";
+
+/** The files of one role (all configuration-independent). */
+export function roleFiles(role: Role): GeneratedFile[] {
+  const dir = `${ANSIBLE_DIR}/roles/${role.name}`;
+  const file = (rel: string, content: string): GeneratedFile => ({ path: `${dir}/${rel}`, content, configDependent: false });
+  const files = [
+    file("tasks/main.yml", taskFile(role.source, role.tasks, `${role.name}: ${role.summary}`)),
+    file("defaults/main.yml", defaultsFile(role)),
+    file("meta/argument_specs.yml", argumentSpecsFile(role)),
+    file("meta/main.yml", metaFile(role)),
+  ];
+  if (role.handlers && role.handlers.length > 0) files.push(file("handlers/main.yml", taskFile(role.source, role.handlers)));
+  if (role.derived && role.derived.length > 0) files.push(file("vars/main.yml", varsFile(role)));
+  if (role.templatesDir) {
+    for (const name of fs.readdirSync(role.templatesDir).filter((n) => n.endsWith(".j2")).sort()) {
+      files.push(file(`templates/${name}`, fs.readFileSync(path.join(role.templatesDir, name), "utf8")));
+    }
+  }
+  return files;
+}
+
+/** Every generated Ansible file for this configuration. */
+export function ansibleFiles(config: ClusterConfig): GeneratedFile[] {
+  return [
+    { path: `${ANSIBLE_DIR}/ansible.cfg`, content: ansibleCfg(), configDependent: false },
+    {
+      path: `${ANSIBLE_DIR}/site.yml`,
+      content: playbookFile(SITE_SOURCE, sitePlays, "make provision: the OS roles on every node, then the K3s servers, then the agents."),
+      configDependent: false,
+    },
+    ...ROLES.flatMap(roleFiles),
+    { path: `${ANSIBLE_DIR}/inventory/group_vars/all.yml`, content: groupVarsFile(config, ROLES), configDependent: true },
+  ];
+}

@@ -1,0 +1,156 @@
+/**
+ * Typed Ansible: the shapes the roles and playbooks are written in. `render.ts` turns them into YAML.
+ *
+ * Module names are a closed union of fully qualified `ansible.builtin.*` names, so a typo or a short
+ * name (`apt:` instead of `ansible.builtin.apt:`) does not compile. The playbooks use ansible.builtin only:
+ * ansible-core is the whole dependency, and no collection has to be fetched from anywhere.
+ */
+
+/** Every module the roles use. Add a name here before using it. */
+export type Module =
+  | "ansible.builtin.apt"
+  | "ansible.builtin.assert"
+  | "ansible.builtin.blockinfile"
+  | "ansible.builtin.command"
+  | "ansible.builtin.copy"
+  | "ansible.builtin.debug"
+  | "ansible.builtin.dnf"
+  | "ansible.builtin.fail"
+  | "ansible.builtin.file"
+  | "ansible.builtin.get_url"
+  | "ansible.builtin.hostname"
+  | "ansible.builtin.lineinfile"
+  | "ansible.builtin.meta"
+  | "ansible.builtin.package"
+  | "ansible.builtin.ping"
+  | "ansible.builtin.replace"
+  | "ansible.builtin.set_fact"
+  | "ansible.builtin.setup"
+  | "ansible.builtin.slurp"
+  | "ansible.builtin.stat"
+  | "ansible.builtin.systemd_service"
+  | "ansible.builtin.template";
+
+/** A Jinja condition (without braces) or a list of them, all of which must hold. */
+export type Condition = string | boolean | readonly string[];
+
+/** Keywords a task, handler or block may carry besides its action. */
+export interface TaskKeywords {
+  readonly when?: Condition;
+  readonly become?: boolean;
+  readonly delegate_to?: string;
+  readonly no_log?: boolean;
+  readonly vars?: Readonly<Record<string, unknown>>;
+  /** A failure of this task on any host stops the whole run. */
+  readonly any_errors_fatal?: boolean;
+}
+
+/** One task (or handler): a name, one module with its arguments, and keywords. */
+export interface Task extends TaskKeywords {
+  readonly name: string;
+  readonly module: Module;
+  /** Module arguments; a string only for `ansible.builtin.meta`. */
+  readonly args: Readonly<Record<string, unknown>> | string;
+  readonly register?: string;
+  readonly loop?: string | Folded | readonly unknown[];
+  readonly loop_control?: Readonly<{ label?: string; loop_var?: string }>;
+  readonly notify?: string | readonly string[];
+  /** Handlers only: extra topics this handler answers to. */
+  readonly listen?: string | readonly string[];
+  readonly changed_when?: Condition;
+  readonly failed_when?: Condition;
+  readonly until?: Condition;
+  readonly retries?: number | string;
+  readonly delay?: number | string;
+  readonly check_mode?: boolean;
+  readonly ignore_unreachable?: boolean;
+}
+
+/** A block: tasks that share keywords, with an optional rescue that explains a failure. */
+export interface Block extends TaskKeywords {
+  readonly name: string;
+  readonly block: readonly Item[];
+  readonly rescue?: readonly Item[];
+  readonly always?: readonly Item[];
+}
+
+export type Item = Task | Block;
+
+export function isBlock(item: Item): item is Block {
+  return "block" in item;
+}
+
+/** Argument spec types, as `meta/argument_specs.yml` names them. */
+export type ArgType = "str" | "int" | "bool" | "list" | "dict" | "path" | "raw";
+
+/** One role variable: its default (in defaults/main.yml) and its spec (in meta/argument_specs.yml). */
+export interface RoleVariable {
+  /** Prefixed with the role's name (ansible-lint's var-naming[no-role-prefix]). */
+  readonly name: string;
+  /** One or two sentences: the comment above the default and the spec's description. */
+  readonly description: string;
+  readonly type: ArgType;
+  /** For lists: the type of the elements. */
+  readonly elements?: ArgType;
+  readonly choices?: readonly unknown[];
+  /** The default; leave out for a required variable (set by the generated inventory/group_vars/all.yml). */
+  readonly default?: unknown;
+  readonly required?: boolean;
+}
+
+/** A role: everything under `ansible/roles/<name>/`. */
+export interface Role {
+  readonly name: string;
+  /** The TypeScript file the role is written in, relative to the repository root (for the file headers). */
+  readonly source: string;
+  /** One line: argument_specs short_description and meta description. */
+  readonly summary: string;
+  /** Paragraphs for argument_specs' description. */
+  readonly description: readonly string[];
+  readonly variables: readonly RoleVariable[];
+  /** Values derived from the variables (vars/main.yml), each with a comment. Not meant to be overridden. */
+  readonly derived?: readonly { readonly name: string; readonly comment: string; readonly value: unknown }[];
+  readonly tasks: readonly Item[];
+  readonly handlers?: readonly Task[];
+  /** Roles that must run first on the same hosts (meta/main.yml dependencies). */
+  readonly dependencies?: readonly string[];
+  /** Absolute path of the folder holding the role's `*.j2` templates (copied verbatim). */
+  readonly templatesDir?: string;
+}
+
+/** One play of a playbook. */
+export interface Play {
+  readonly name: string;
+  readonly hosts: string;
+  readonly gather_facts: boolean;
+  readonly become?: boolean;
+  readonly serial?: number | string;
+  readonly any_errors_fatal?: boolean;
+  readonly vars?: Readonly<Record<string, unknown>>;
+  readonly tasks?: readonly Item[];
+  readonly roles?: readonly string[];
+}
+
+/** A Jinja expression that the renderer writes as a folded block (`>-`) so it stays readable. */
+export class Folded {
+  constructor(readonly text: string) {}
+}
+
+/** Text the renderer writes as a literal block (`|`), e.g. a multi-line file body. */
+export class Literal {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * A long expression or message, written as a folded block (`>-`) wrapped at the renderer's line width.
+ * Write it over as many source lines as reads well: the lines are joined with single spaces.
+ */
+export function folded(text: string): Folded {
+  return new Folded(
+    text
+      .split("\n")
+      .map((line) => line.trim())
+      .filter((line) => line.length > 0)
+      .join(" "),
+  );
+}

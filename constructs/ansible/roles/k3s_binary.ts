@@ -1,0 +1,361 @@
+/**
+ * Role `k3s_binary`: the pinned K3s binary, checksum-verified, shared by `k3s_master` and `k3s_worker`
+ * (their meta dependency), plus optional air-gap images.
+ *
+ * Two sources, one result (the binary at k3s_binary_install_path, checked against a sha256):
+ * - download (default): the K3s GitHub release for k3s_binary_version, verified by get_url against the
+ *   release's published sha256sum-<arch>.txt (or a pinned `sha256:<hex>` in k3s_binary_checksum);
+ * - air gap: k3s_binary_airgap_path names a binary on the operator's machine. Its sha256 is
+ *   k3s_binary_airgap_checksum, else read from `<path>.sha256` or `<folder>/sha256sum` beside it (the
+ *   `sha256sum` format, a line "<hex>  <name>" for the binary's file name, or a bare hex). The binary is
+ *   checked on the operator's machine before it is copied, and again on the node after.
+ * Either way `k3s --version` on the node must report k3s_binary_version.
+ *
+ * Air-gap images (k3s_binary_airgap_images_dir) are checked against the `sha256sum` file in that folder or
+ * its parent where it lists them, then copied into /var/lib/rancher/k3s/agent/images/.
+ *
+ * A changed binary or image notifies the topic `k3s binary changed`; the k3s_master and k3s_worker
+ * handlers listen to it and restart their own service only.
+ */
+import { folded, Role } from "../model";
+
+/** A `sha256sum` line: hex, spaces, optional `*` (binary mode), optional folder, then the file's name. */
+const SUM_LINE = "'^([0-9a-fA-F]{64})[ ]+[*]?(?:.*/)?([^/]+)$'";
+
+/** `sha256sum` file content (Jinja expression) -> {file name: hex}. */
+const sums = (fileExpr: string) =>
+  `dict(lookup('ansible.builtin.file', ${fileExpr}).splitlines() | map('regex_search', ${SUM_LINE}, '\\2', '\\1') | select | list)`;
+
+export const K3S_BINARY_CHANGED = "k3s binary changed";
+
+const AIRGAP = "k3s_binary_airgap_path | length > 0";
+const DOWNLOAD = "k3s_binary_airgap_path | length == 0";
+
+export const k3sBinary: Role = {
+  name: "k3s_binary",
+  source: "constructs/ansible/roles/k3s_binary.ts",
+  summary: "The pinned, checksum-verified K3s binary (downloaded or air-gapped) and air-gap images.",
+  description: [
+    "Installs the K3s binary of k3s_binary_version at k3s_binary_install_path. By default it is downloaded from the K3s release " +
+      "and verified against the release's published sha256 file. With k3s_binary_airgap_path set, the binary is copied from the " +
+      "operator's machine instead, after its sha256 is checked against k3s_binary_airgap_checksum, or the sha256sum-format file " +
+      "<path>.sha256 or <folder>/sha256sum beside it. Optionally copies air-gap image tarballs into /var/lib/rancher/k3s/agent/images/ " +
+      "(K3s imports them at start), checked against the sha256sum file of their folder (or its parent) where it lists them.",
+    "A changed binary or image notifies the topic 'k3s binary changed', which the k3s_master and k3s_worker handlers listen to.",
+  ],
+  variables: [
+    {
+      name: "k3s_binary_version",
+      type: "str",
+      required: true,
+      description: "K3s release to install, e.g. v1.33.5+k3s1 (k3s_version in terraform.tfvars, else K3S_VERSION in versions.env).",
+    },
+    {
+      name: "k3s_binary_install_path",
+      type: "path",
+      default: "/usr/local/bin/k3s",
+      description: "Where the binary is installed on the node.",
+    },
+    {
+      name: "k3s_binary_release_url",
+      type: "str",
+      default: "https://github.com/k3s-io/k3s/releases/download",
+      description: "Base URL of the K3s releases; the binary and sha256sum-<arch>.txt are under <this>/<version>/. Point it at a mirror of the release assets if you have one.",
+    },
+    {
+      name: "k3s_binary_url",
+      type: "str",
+      default: "",
+      description: "Full download URL of the binary; empty means <k3s_binary_release_url>/<version>/k3s<arch suffix>.",
+    },
+    {
+      name: "k3s_binary_checksum",
+      type: "str",
+      default: "",
+      description:
+        "Checksum for the download, in get_url's form: 'sha256:<hex>' (pinned) or 'sha256:<URL of a sha256sum file>'; " +
+        "empty means the release's sha256sum-<arch>.txt.",
+    },
+    {
+      name: "k3s_binary_airgap_path",
+      type: "str",
+      default: "",
+      description:
+        "Absolute path on the operator's machine of a K3s binary to copy instead of downloading (air gap, offline mirror); " +
+        "empty downloads. Its sha256 must be in k3s_binary_airgap_checksum, <path>.sha256 or <folder>/sha256sum.",
+    },
+    {
+      name: "k3s_binary_airgap_checksum",
+      type: "str",
+      default: "",
+      description:
+        "sha256 (hex) of the air-gap binary; empty reads it from <k3s_binary_airgap_path>.sha256 or <folder>/sha256sum " +
+        "(sha256sum output, the line for the binary's file name, or a bare hex).",
+    },
+    {
+      name: "k3s_binary_airgap_images_dir",
+      type: "str",
+      default: "",
+      description:
+        "Absolute path of a folder on the operator's machine whose image tarballs (*.tar, *.tar.gz, *.tar.zst) are copied to " +
+        "/var/lib/rancher/k3s/agent/images/ on every node, after a check against the sha256sum file in the folder or its parent " +
+        "where it lists them; empty copies none.",
+    },
+    {
+      name: "k3s_binary_links",
+      type: "list",
+      elements: "str",
+      default: ["kubectl", "crictl", "ctr"],
+      description: "Commands linked to the K3s binary in its folder (K3s runs as the tool it is called as).",
+    },
+  ],
+  derived: [
+    {
+      name: "k3s_binary_architectures",
+      comment: "K3s release naming per CPU (ansible_facts.architecture): the checksum file's arch and the binary's suffix.",
+      value: {
+        x86_64: { arch: "amd64", suffix: "" },
+        aarch64: { arch: "arm64", suffix: "-arm64" },
+        armv7l: { arch: "arm", suffix: "-armhf" },
+      },
+    },
+    {
+      name: "k3s_binary_release",
+      comment: "This node's release assets.",
+      value: "{{ k3s_binary_architectures[ansible_facts.architecture] | default({}) }}",
+    },
+    {
+      name: "k3s_binary_download_url",
+      comment: "The URL the binary is downloaded from.",
+      value: folded(`
+        {{ k3s_binary_url if k3s_binary_url | length > 0 else
+           k3s_binary_release_url ~ '/' ~ (k3s_binary_version | urlencode) ~ '/k3s' ~ k3s_binary_release.suffix }}`),
+    },
+    {
+      name: "k3s_binary_download_checksum",
+      comment: "The checksum get_url verifies the download against.",
+      value: folded(`
+        {{ k3s_binary_checksum if k3s_binary_checksum | length > 0 else
+           'sha256:' ~ k3s_binary_release_url ~ '/' ~ (k3s_binary_version | urlencode) ~ '/sha256sum-' ~ k3s_binary_release.arch ~ '.txt' }}`),
+    },
+    {
+      name: "k3s_binary_airgap_sum_file",
+      comment: "The checksum file beside the air-gap binary: <path>.sha256, else <folder>/sha256sum ('' if neither exists).",
+      value: folded(`
+        {{ query('ansible.builtin.first_found', [k3s_binary_airgap_path ~ '.sha256', (k3s_binary_airgap_path | dirname) ~ '/sha256sum'],
+                 skip=true) | first | default('') }}`),
+    },
+    {
+      name: "k3s_binary_airgap_sha256",
+      comment:
+        "The air-gap binary's expected sha256: k3s_binary_airgap_checksum, else the checksum file's line for the binary's name, " +
+        "else the file's content if it is a bare hex ('' if none).",
+      value: folded(`
+        {{ (k3s_binary_airgap_checksum | regex_replace('^sha256:', '') if k3s_binary_airgap_checksum | length > 0
+            else '' if k3s_binary_airgap_sum_file | length == 0
+            else ${sums("k3s_binary_airgap_sum_file")}[k3s_binary_airgap_path | basename]
+                 | default(lookup('ansible.builtin.file', k3s_binary_airgap_sum_file) | trim)) | lower }}`),
+    },
+    {
+      name: "k3s_binary_airgap_images",
+      comment: "The image tarballs in k3s_binary_airgap_images_dir, sorted.",
+      value: folded(`
+        {{ [] if k3s_binary_airgap_images_dir | length == 0 else
+           (query('ansible.builtin.fileglob', k3s_binary_airgap_images_dir ~ '/*.tar')
+            + query('ansible.builtin.fileglob', k3s_binary_airgap_images_dir ~ '/*.tar.gz')
+            + query('ansible.builtin.fileglob', k3s_binary_airgap_images_dir ~ '/*.tar.zst')) | sort }}`),
+    },
+    {
+      name: "k3s_binary_airgap_image_sums",
+      comment: "{image file name: sha256} from the sha256sum file in the images folder or its parent ({} if neither exists).",
+      value: folded(`
+        {{ {} if k3s_binary_airgap_images_dir | length == 0 else
+           ${sums(`(query('ansible.builtin.first_found', [k3s_binary_airgap_images_dir ~ '/sha256sum',
+                (k3s_binary_airgap_images_dir | dirname) ~ '/sha256sum'], skip=true) + ['/dev/null']) | first`)} }}`),
+    },
+    {
+      name: "k3s_binary_images_path",
+      comment: "Where K3s imports air-gap images from at start.",
+      value: "/var/lib/rancher/k3s/agent/images",
+    },
+  ],
+  tasks: [
+    {
+      name: "Check that K3s publishes a binary for this CPU",
+      module: "ansible.builtin.assert",
+      args: {
+        that: ["ansible_facts.architecture in k3s_binary_architectures"],
+        fail_msg: folded(`
+          K3s publishes no binary for {{ ansible_facts.architecture }} ({{ inventory_hostname }});
+          supported: {{ k3s_binary_architectures | list | join(', ') }}.
+          Set k3s_binary_url and k3s_binary_checksum, or k3s_binary_airgap_path, to a binary built for it.`),
+        quiet: true,
+      },
+      when: [DOWNLOAD, "k3s_binary_url | length == 0"],
+    },
+    {
+      name: "Download the K3s binary",
+      when: DOWNLOAD,
+      block: [
+        {
+          name: "Download the K3s binary, verified against the release's sha256",
+          module: "ansible.builtin.get_url",
+          args: {
+            url: "{{ k3s_binary_download_url }}",
+            checksum: "{{ k3s_binary_download_checksum }}",
+            dest: "{{ k3s_binary_install_path }}",
+            owner: "root",
+            group: "root",
+            mode: "0755",
+          },
+          notify: K3S_BINARY_CHANGED,
+        },
+      ],
+      rescue: [
+        {
+          name: "Explain the failed download",
+          module: "ansible.builtin.fail",
+          args: {
+            msg: folded(`
+              {{ inventory_hostname }} could not download and verify {{ k3s_binary_download_url }}
+              against {{ k3s_binary_download_checksum }}: {{ ansible_failed_result.msg | default('') }}.
+              A node without internet access needs the air-gap path: set k3s_binary_airgap_path to a K3s binary on
+              this machine (with its sha256 beside it), or k3s_binary_release_url to a mirror of the release.`),
+          },
+        },
+      ],
+    },
+    {
+      name: "Install the K3s binary from the air-gap path",
+      when: AIRGAP,
+      block: [
+        {
+          name: "Look at the air-gap binary on this machine",
+          module: "ansible.builtin.stat",
+          args: { path: "{{ k3s_binary_airgap_path }}", checksum_algorithm: "sha256", get_checksum: true },
+          delegate_to: "localhost",
+          become: false,
+          register: "k3s_binary_airgap_file",
+        },
+        {
+          name: "Check that the air-gap binary and its checksum are there",
+          module: "ansible.builtin.assert",
+          args: {
+            that: [
+              "k3s_binary_airgap_path is abs",
+              "k3s_binary_airgap_file.stat.exists",
+              "k3s_binary_airgap_file.stat.isreg | default(false)",
+              "k3s_binary_airgap_sha256 is match('^[0-9a-f]{64}$')",
+            ],
+            fail_msg: folded(`
+              k3s_binary_airgap_path = '{{ k3s_binary_airgap_path }}' needs an absolute path to a K3s binary on this machine
+              and its sha256: in k3s_binary_airgap_checksum, {{ k3s_binary_airgap_path }}.sha256 or
+              {{ k3s_binary_airgap_path | dirname }}/sha256sum (found: '{{ k3s_binary_airgap_sha256 }}').
+              Build it (scripts/build-k3s.sh) or copy it there, or clear the air-gap path to download the release.`),
+            quiet: true,
+          },
+        },
+        {
+          name: "Verify the air-gap binary before copying it",
+          module: "ansible.builtin.assert",
+          args: {
+            that: ["k3s_binary_airgap_file.stat.checksum == k3s_binary_airgap_sha256"],
+            fail_msg: folded(`
+              {{ k3s_binary_airgap_path }} has sha256 {{ k3s_binary_airgap_file.stat.checksum }}, but its checksum says
+              {{ k3s_binary_airgap_sha256 }}: the file is corrupt or not the build the checksum describes. Nothing was copied.`),
+            quiet: true,
+          },
+        },
+        {
+          name: "Copy the air-gap binary to the node",
+          module: "ansible.builtin.copy",
+          args: { src: "{{ k3s_binary_airgap_path }}", dest: "{{ k3s_binary_install_path }}", owner: "root", group: "root", mode: "0755" },
+          notify: K3S_BINARY_CHANGED,
+        },
+        {
+          name: "Checksum the binary on the node",
+          module: "ansible.builtin.stat",
+          args: { path: "{{ k3s_binary_install_path }}", checksum_algorithm: "sha256", get_checksum: true },
+          register: "k3s_binary_installed",
+        },
+        {
+          name: "Verify the binary on the node",
+          module: "ansible.builtin.assert",
+          args: {
+            that: ["k3s_binary_installed.stat.checksum == k3s_binary_airgap_sha256"],
+            fail_msg: "{{ k3s_binary_install_path }} on {{ inventory_hostname }} does not match the air-gap checksum after the copy.",
+            quiet: true,
+          },
+        },
+      ],
+    },
+    {
+      name: "Ask the installed binary for its version",
+      module: "ansible.builtin.command",
+      args: { cmd: "{{ k3s_binary_install_path }} --version" },
+      register: "k3s_binary_version_output",
+      changed_when: false,
+    },
+    {
+      name: "Check that the installed binary is the pinned version",
+      module: "ansible.builtin.assert",
+      args: {
+        that: ["k3s_binary_version in k3s_binary_version_output.stdout"],
+        fail_msg: folded(`
+          {{ k3s_binary_install_path }} on {{ inventory_hostname }} says "{{ k3s_binary_version_output.stdout_lines | first | default('') }}",
+          not {{ k3s_binary_version }}: the download URL, checksum or air-gap binary is for another release.`),
+        quiet: true,
+      },
+    },
+    {
+      name: "Link the tools K3s includes",
+      module: "ansible.builtin.file",
+      args: { src: "{{ k3s_binary_install_path | basename }}", dest: "{{ k3s_binary_install_path | dirname }}/{{ item }}", state: "link" },
+      loop: "{{ k3s_binary_links }}",
+    },
+    {
+      name: "Copy the air-gap images",
+      when: "k3s_binary_airgap_images_dir | length > 0",
+      block: [
+        {
+          name: "Look at the air-gap images on this machine",
+          module: "ansible.builtin.stat",
+          args: { path: "{{ item }}", checksum_algorithm: "sha256", get_checksum: true },
+          loop: "{{ k3s_binary_airgap_images }}",
+          loop_control: { label: "{{ item | basename }}" },
+          delegate_to: "localhost",
+          become: false,
+          register: "k3s_binary_airgap_image_files",
+        },
+        {
+          name: "Verify the air-gap images the checksum file lists",
+          module: "ansible.builtin.assert",
+          args: {
+            that: [
+              "k3s_binary_airgap_image_sums[item.item | basename] | default(item.stat.checksum) | lower == item.stat.checksum",
+            ],
+            fail_msg: folded(`
+              {{ item.item }} has sha256 {{ item.stat.checksum }}, but the sha256sum file says
+              {{ k3s_binary_airgap_image_sums[item.item | basename] }}: the tarball is corrupt or stale. Nothing was copied.`),
+            quiet: true,
+          },
+          loop: "{{ k3s_binary_airgap_image_files.results }}",
+          loop_control: { label: "{{ item.item | basename }}" },
+        },
+        {
+          name: "Create the air-gap images folder",
+          module: "ansible.builtin.file",
+          args: { path: "{{ k3s_binary_images_path }}", state: "directory", owner: "root", group: "root", mode: "0755" },
+        },
+        {
+          name: "Copy the image tarballs",
+          module: "ansible.builtin.copy",
+          args: { src: "{{ item }}", dest: "{{ k3s_binary_images_path }}/", owner: "root", group: "root", mode: "0644" },
+          loop: "{{ k3s_binary_airgap_images }}",
+          loop_control: { label: "{{ item | basename }}" },
+          notify: K3S_BINARY_CHANGED,
+        },
+      ],
+    },
+  ],
+};

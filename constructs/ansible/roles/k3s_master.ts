@@ -1,0 +1,213 @@
+/**
+ * Role `k3s_master`: a K3s server with embedded etcd. The first server (k3s_master_first) initializes the
+ * cluster; any further server joins it with the token read from it. Configuration in
+ * /etc/rancher/k3s/config.yaml (0600) and our own systemd unit — no install script, nothing secret on a
+ * command line. Restarts only through the handler, so a run that changes nothing restarts nothing.
+ * The first server's admin kubeconfig is written on the operator's machine (k3s_master_kubeconfig_path).
+ */
+import * as path from "node:path";
+import { folded, Role } from "../model";
+import { K3S_BINARY_CHANGED } from "./k3s_binary";
+import { nodeNetworkCheck, nodeNetworkDerived, nodeNetworkVariables } from "./node-network";
+
+const P = "k3s_master";
+const FIRST = "inventory_hostname == k3s_master_first";
+const JOINER = "inventory_hostname != k3s_master_first";
+export const K3S_CONFIG = "/etc/rancher/k3s/config.yaml";
+const NODE_TOKEN = "/var/lib/rancher/k3s/server/node-token";
+
+export const k3sMaster: Role = {
+  name: P,
+  source: "constructs/ansible/roles/k3s_master.ts",
+  summary: "K3s server with embedded etcd; waits for the API and writes the operator's kubeconfig.",
+  description: [
+    `Writes ${K3S_CONFIG} (mode 0600: cluster-init on the first server, server URL and token on the others; traefik and ` +
+      "servicelb disabled, write-kubeconfig-mode 0644, tls-san, node-ip, cluster and service CIDRs, flannel-iface = the interface " +
+      "that carries the node IP) and /etc/systemd/system/k3s.service, starts K3s and waits for /readyz.",
+    "On the first server, rebuilds /etc/rancher/k3s/k3s.yaml into k3s_master_kubeconfig_path on the operator's machine (mode 0600), " +
+      "with the API address instead of 127.0.0.1 and cluster, user and context named k3s_master_cluster_name.",
+    "The binary comes from the k3s_binary role (a dependency). A changed binary, configuration or unit restarts k3s through the handler.",
+  ],
+  dependencies: ["k3s_binary"],
+  templatesDir: path.join(__dirname, P, "templates"),
+  variables: [
+    {
+      name: "k3s_master_api_address",
+      type: "str",
+      required: true,
+      description: "Address of the Kubernetes API: the first master's IP. Written as tls-san, used by joining servers and in the kubeconfig.",
+    },
+    {
+      name: "k3s_master_cluster_name",
+      type: "str",
+      default: "k3s",
+      description: "Name of the cluster, user and context in the operator's kubeconfig (cluster_name in terraform.tfvars).",
+    },
+    {
+      name: "k3s_master_cluster_cidr",
+      type: "str",
+      default: "10.42.0.0/16",
+      description: "Pod network (cluster-cidr).",
+    },
+    {
+      name: "k3s_master_service_cidr",
+      type: "str",
+      default: "10.43.0.0/16",
+      description: "Service network (service-cidr).",
+    },
+    {
+      name: "k3s_master_first",
+      type: "str",
+      default: "{{ groups['master'] | first }}",
+      description: "Inventory name of the server that initializes the cluster (cluster-init); the other servers join it.",
+    },
+    ...nodeNetworkVariables(P),
+    {
+      name: "k3s_master_tls_san",
+      type: "list",
+      elements: "str",
+      default: [],
+      description: "More names or addresses for the API certificate, besides k3s_master_api_address (e.g. a DNS name or a VIP).",
+    },
+    {
+      name: "k3s_master_disable",
+      type: "list",
+      elements: "str",
+      default: ["traefik", "servicelb"],
+      description: "Packaged components K3s must not deploy (disable); Traefik is installed by make deploy-apps instead.",
+    },
+    {
+      name: "k3s_master_kubelet_args",
+      type: "list",
+      elements: "str",
+      default: [],
+      description: "Extra kubelet flags without dashes, e.g. 'max-pods=150' (kubelet-arg).",
+    },
+    {
+      name: "k3s_master_extra_config",
+      type: "dict",
+      default: {},
+      description: "More K3s server settings, merged last into config.yaml (keys as in `k3s server --help` without dashes).",
+    },
+    {
+      name: "k3s_master_ready_retries",
+      type: "int",
+      default: 60,
+      description: "How many times to ask /readyz before giving up.",
+    },
+    {
+      name: "k3s_master_ready_delay",
+      type: "int",
+      default: 5,
+      description: "Seconds between two /readyz checks.",
+    },
+    {
+      name: "k3s_master_fetch_kubeconfig",
+      type: "bool",
+      default: true,
+      description: "Write the admin kubeconfig on the operator's machine.",
+    },
+    {
+      name: "k3s_master_kubeconfig_path",
+      type: "str",
+      default: "{{ playbook_dir | dirname }}/kubeconfig",
+      description: "Where the kubeconfig goes on the operator's machine: ./kubeconfig at the repository root. ~/.kube/config is never touched.",
+    },
+  ],
+  derived: nodeNetworkDerived(P),
+  tasks: [
+    nodeNetworkCheck(P),
+    {
+      name: "Create the K3s configuration folder",
+      module: "ansible.builtin.file",
+      args: { path: "/etc/rancher/k3s", state: "directory", owner: "root", group: "root", mode: "0755" },
+    },
+    {
+      name: "Read the join token from the first server",
+      module: "ansible.builtin.slurp",
+      args: { src: NODE_TOKEN },
+      delegate_to: "{{ k3s_master_first }}",
+      register: "k3s_master_join_token",
+      no_log: true,
+      when: JOINER,
+    },
+    {
+      name: "Write the K3s server configuration",
+      module: "ansible.builtin.template",
+      args: { src: "config.yaml.j2", dest: K3S_CONFIG, owner: "root", group: "root", mode: "0600" },
+      no_log: true,
+      notify: "Restart k3s",
+    },
+    {
+      name: "Write the k3s systemd unit",
+      module: "ansible.builtin.template",
+      args: { src: "k3s.service.j2", dest: "/etc/systemd/system/k3s.service", owner: "root", group: "root", mode: "0644" },
+      notify: "Restart k3s",
+    },
+    {
+      name: "Restart k3s now if its binary, configuration or unit changed",
+      module: "ansible.builtin.meta",
+      args: "flush_handlers",
+    },
+    {
+      name: "Enable and start k3s",
+      module: "ansible.builtin.systemd_service",
+      // no_block: a start waits for K3s's readiness signal with no timeout; the bounded wait below replaces it.
+      args: { name: "k3s", enabled: true, state: "started", no_block: true },
+    },
+    {
+      name: "Wait for the Kubernetes API",
+      block: [
+        {
+          name: "Wait until the API server reports ready (/readyz)",
+          module: "ansible.builtin.command",
+          args: { cmd: "{{ k3s_binary_install_path }} kubectl get --raw /readyz" },
+          register: "k3s_master_readyz",
+          until: "k3s_master_readyz.rc == 0",
+          retries: "{{ k3s_master_ready_retries }}",
+          delay: "{{ k3s_master_ready_delay }}",
+          changed_when: false,
+        },
+      ],
+      rescue: [
+        {
+          name: "Explain why the API is not ready",
+          module: "ansible.builtin.fail",
+          args: {
+            msg: folded(`
+              The K3s API on {{ inventory_hostname }} did not report ready within
+              {{ k3s_master_ready_retries | int * k3s_master_ready_delay | int }} s
+              (last answer: {{ ansible_failed_result.stderr | default(ansible_failed_result.msg | default('none')) | trim }}).
+              Look at 'journalctl -u k3s' on the host: a wrong node IP, a port in use, or too little memory are the usual causes.`),
+          },
+        },
+      ],
+    },
+    {
+      name: "Read the admin kubeconfig",
+      module: "ansible.builtin.slurp",
+      args: { src: "/etc/rancher/k3s/k3s.yaml" },
+      register: "k3s_master_admin_kubeconfig",
+      no_log: true,
+      when: [FIRST, "k3s_master_fetch_kubeconfig"],
+    },
+    {
+      name: "Write the kubeconfig on the operator's machine",
+      module: "ansible.builtin.template",
+      args: { src: "kubeconfig.j2", dest: "{{ k3s_master_kubeconfig_path }}", mode: "0600" },
+      delegate_to: "localhost",
+      become: false,
+      no_log: true,
+      when: [FIRST, "k3s_master_fetch_kubeconfig"],
+    },
+  ],
+  handlers: [
+    {
+      name: "Restart k3s",
+      module: "ansible.builtin.systemd_service",
+      // no_block: the unit is Type=notify with no start timeout; the /readyz wait bounds the wait instead.
+      args: { name: "k3s", state: "restarted", daemon_reload: true, no_block: true },
+      listen: K3S_BINARY_CHANGED,
+    },
+  ],
+};

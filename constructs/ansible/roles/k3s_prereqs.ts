@@ -1,0 +1,194 @@
+/**
+ * Role `k3s_prereqs`: the kernel and OS settings K3s needs — swap off (now and at boot), br_netfilter and
+ * overlay present (loaded, or built into the kernel), the forwarding/bridge sysctls, SELinux permissive.
+ *
+ * Built-in modules: `modprobe` fails on kernels without /lib/modules (custom kernels, LXC, containers) even
+ * when the feature is there, so a module counts as present when /sys/module/<name> exists, or, where
+ * /sys/module is hidden, by its own trace: /proc/sys/net/bridge for br_netfilter, an `overlay` line in
+ * /proc/filesystems for overlay. Only a module with none of these is loaded with modprobe.
+ */
+import * as path from "node:path";
+import { folded, Role } from "../model";
+
+const SYSCTL_FILE = "/etc/sysctl.d/90-k3s.conf";
+
+export const k3sPrereqs: Role = {
+  name: "k3s_prereqs",
+  source: "constructs/ansible/roles/k3s_prereqs.ts",
+  summary: "Swap off, kernel modules, sysctls and SELinux mode for K3s.",
+  description: [
+    "Turns swap off now and comments swap out of /etc/fstab (and masks swap.target against zram and GPT auto-swap). " +
+      "Makes sure br_netfilter and overlay are present (loaded or built in) and lists them in /etc/modules-load.d/k3s.conf. " +
+      `Sets the sysctls in ${SYSCTL_FILE} and applies the ones whose running value differs. ` +
+      "On the RHEL family, puts SELinux in permissive mode, now and in /etc/selinux/config.",
+  ],
+  templatesDir: path.join(__dirname, "k3s_prereqs", "templates"),
+  variables: [
+    {
+      name: "k3s_prereqs_disable_swap",
+      type: "bool",
+      default: true,
+      description: "Turn swap off now and at boot (the kubelet expects no swap).",
+    },
+    {
+      name: "k3s_prereqs_kernel_modules",
+      type: "list",
+      elements: "str",
+      default: ["br_netfilter", "overlay"],
+      description: "Kernel modules that must be present (loaded or built in) and are loaded at boot.",
+    },
+    {
+      name: "k3s_prereqs_sysctl",
+      type: "dict",
+      default: {
+        "net.ipv4.ip_forward": 1,
+        "net.bridge.bridge-nf-call-iptables": 1,
+        "net.bridge.bridge-nf-call-ip6tables": 1,
+      },
+      description: `Kernel settings written to ${SYSCTL_FILE}; a running value that differs is changed at once.`,
+    },
+    {
+      name: "k3s_prereqs_packages",
+      type: "dict",
+      default: {
+        Debian: ["procps", "kmod", "iptables", "ipset", "conntrack"],
+        RedHat: ["procps-ng", "kmod", "iptables-nft", "ipset", "conntrack-tools"],
+      },
+      description:
+        "Packages by OS family: the tools this role runs (sysctl, modprobe) and the netfilter tools K3s's kube-proxy and " +
+        "network policy controller call (a release binary carries its own; a K3s built without them uses the host's).",
+    },
+    {
+      name: "k3s_prereqs_selinux_permissive",
+      type: "bool",
+      default: true,
+      description: "On the RHEL family, switch an enforcing SELinux to permissive (now and in /etc/selinux/config).",
+    },
+  ],
+  tasks: [
+    {
+      name: "Install the tools this role and K3s run (sysctl, modprobe, iptables, ipset, conntrack)",
+      module: "ansible.builtin.package",
+      args: { name: "{{ k3s_prereqs_packages[ansible_facts.os_family] | default([]) }}", state: "present" },
+    },
+    {
+      name: "Turn swap off now",
+      module: "ansible.builtin.command",
+      args: { cmd: "swapoff --all" },
+      when: ["k3s_prereqs_disable_swap", "ansible_facts.swaptotal_mb | int > 0"],
+      changed_when: true,
+    },
+    {
+      name: "Comment swap out of /etc/fstab",
+      module: "ansible.builtin.replace",
+      args: { path: "/etc/fstab", regexp: "^([^#\\s]\\S*\\s+\\S+\\s+swap\\s.*)$", replace: "# \\1" },
+      when: "k3s_prereqs_disable_swap",
+    },
+    {
+      name: "Mask swap.target so no swap unit starts at boot",
+      module: "ansible.builtin.systemd_service",
+      args: { name: "swap.target", masked: true },
+      when: "k3s_prereqs_disable_swap",
+    },
+    {
+      name: "List the kernel modules to load at boot",
+      module: "ansible.builtin.template",
+      args: { src: "modules-load.conf.j2", dest: "/etc/modules-load.d/k3s.conf", owner: "root", group: "root", mode: "0644" },
+    },
+    {
+      name: "Look for the kernel modules under /sys/module",
+      module: "ansible.builtin.stat",
+      args: { path: "/sys/module/{{ item }}" },
+      loop: "{{ k3s_prereqs_kernel_modules }}",
+      register: "k3s_prereqs_module_dirs",
+    },
+    {
+      name: "Look for bridge netfilter (br_netfilter)",
+      module: "ansible.builtin.stat",
+      args: { path: "/proc/sys/net/bridge" },
+      register: "k3s_prereqs_bridge_nf",
+    },
+    {
+      name: "Read the filesystems the kernel supports (overlay)",
+      module: "ansible.builtin.slurp",
+      args: { src: "/proc/filesystems" },
+      register: "k3s_prereqs_filesystems",
+    },
+    {
+      name: "Load the kernel modules that are neither loaded nor built in",
+      block: [
+        {
+          name: "Load a missing kernel module",
+          module: "ansible.builtin.command",
+          args: { cmd: "modprobe {{ item.item }}" },
+          loop: "{{ k3s_prereqs_module_dirs.results }}",
+          loop_control: { label: "{{ item.item }}" },
+          when: [
+            "not item.stat.exists",
+            "not (item.item == 'br_netfilter' and k3s_prereqs_bridge_nf.stat.exists)",
+            "not (item.item == 'overlay' and 'overlay' in (k3s_prereqs_filesystems.content | b64decode | split))",
+          ],
+          changed_when: true,
+        },
+      ],
+      rescue: [
+        {
+          name: "Explain the missing kernel module",
+          module: "ansible.builtin.fail",
+          args: {
+            msg: folded(`
+              A kernel module K3s needs is neither loaded nor built into the kernel of {{ inventory_hostname }},
+              and modprobe could not load it: {{ ansible_failed_result.results | default([]) | selectattr('failed', 'defined')
+              | selectattr('failed') | map(attribute='stderr') | join('; ') }}. Install the kernel's modules package
+              (linux-image-* / kernel-modules) or use a kernel with br_netfilter and overlay built in.`),
+          },
+        },
+      ],
+    },
+    {
+      name: "Write the kernel settings K3s needs",
+      module: "ansible.builtin.template",
+      args: { src: "sysctl.conf.j2", dest: SYSCTL_FILE, owner: "root", group: "root", mode: "0644" },
+    },
+    {
+      name: "Read the running kernel settings",
+      module: "ansible.builtin.slurp",
+      args: { src: "/proc/sys/{{ item.key | replace('.', '/') }}" },
+      loop: "{{ k3s_prereqs_sysctl | dict2items }}",
+      loop_control: { label: "{{ item.key }}" },
+      register: "k3s_prereqs_sysctl_now",
+    },
+    {
+      name: "Apply the kernel settings whose running value differs",
+      module: "ansible.builtin.command",
+      args: { cmd: "sysctl --write {{ item.item.key }}={{ item.item.value }}" },
+      loop: "{{ k3s_prereqs_sysctl_now.results }}",
+      loop_control: { label: "{{ item.item.key }}={{ item.item.value }}" },
+      when: "(item.content | b64decode | trim) != (item.item.value | string)",
+      changed_when: true,
+    },
+    {
+      name: "Set SELinux to permissive at boot",
+      module: "ansible.builtin.lineinfile",
+      args: { path: "/etc/selinux/config", regexp: "^SELINUX=", line: "SELINUX=permissive" },
+      when: [
+        "k3s_prereqs_selinux_permissive",
+        "ansible_facts.os_family == 'RedHat'",
+        "ansible_facts.selinux.status | default('disabled') == 'enabled'",
+        "ansible_facts.selinux.config_mode | default('') == 'enforcing'",
+      ],
+    },
+    {
+      name: "Set SELinux to permissive now",
+      module: "ansible.builtin.command",
+      args: { cmd: "setenforce 0" },
+      when: [
+        "k3s_prereqs_selinux_permissive",
+        "ansible_facts.os_family == 'RedHat'",
+        "ansible_facts.selinux.status | default('disabled') == 'enabled'",
+        "ansible_facts.selinux.mode | default('') == 'enforcing'",
+      ],
+      changed_when: true,
+    },
+  ],
+};
