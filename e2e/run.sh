@@ -144,6 +144,15 @@ trap cleanup EXIT
 set_kubelet_sysctls
 bash e2e/hosts.sh up "${HOSTS[@]}"
 
+# Test hosts only: this runner's processes lack CAP_SYS_RESOURCE, so nothing may lower its OOM score and runc
+# fails every pod sandbox ("failed to update /proc/self/oom_score_adj"). containerd's restrict_oom_score_adj,
+# imported through K3s's own config-template mechanism, makes it clamp the score instead. VMs do not need it.
+for entry in "${HOSTS[@]}"; do
+  on "${entry%%=*}" 'sudo install -d -m 0755 /var/lib/rancher/k3s/agent/etc/containerd && cd /var/lib/rancher/k3s/agent/etc/containerd &&
+    printf "%s\n" "version = 3" "[plugins.\"io.containerd.cri.v1.runtime\"]" "  restrict_oom_score_adj = true" | sudo tee test-host-oom.toml >/dev/null &&
+    printf "%s\n" "imports = [\"/var/lib/rancher/k3s/agent/etc/containerd/test-host-oom.toml\"]" "{{ template \"base\" . }}" | sudo tee config-v3.toml.tmpl >/dev/null'
+done
+
 # The air-gap path an operator without internet uses: the binary and images from a local folder.
 cat >"$RUN/airgap.yml" <<EOF
 k3s_binary_airgap_path: $K3S_DIR/k3s
