@@ -328,12 +328,14 @@ describe("k3s roles", () => {
     const block = (role: string, name: string) => (yaml(`ansible/roles/${role}/tasks/main.yml`) as Obj[]).find((t) => t.name === name)!;
     for (const [role, name] of [["k3s_master", "Wait for the Kubernetes API"], ["k3s_worker", "Wait for the node to register"]]) {
       const b = block(role, name);
-      const wait = (b.block as Obj[])[0];
-      expect(wait.retries).toMatch(/^\{\{ k3s_(master_ready|worker_register)_retries \}\}$/);
-      expect(wait.changed_when).toBe(false);
+      for (const wait of b.block as Obj[]) {
+        expect(wait.retries).toMatch(/^\{\{ k3s_(master_ready|worker_register)_retries \}\}$/);
+        expect(wait.changed_when).toBe(false);
+        expect(wait.until).toMatch(/(\.rc == 0|\.status\.ActiveState == 'active')$/);
+      }
       expect(Object.keys((b.rescue as Obj[])[0])).toContain("ansible.builtin.fail");
     }
-    const register = (block("k3s_worker", "Wait for the node to register").block as Obj[])[0];
+    const register = (block("k3s_worker", "Wait for the node to register").block as Obj[])[1];
     expect(register.delegate_to).toBe("{{ k3s_worker_server_host }}");
   });
 

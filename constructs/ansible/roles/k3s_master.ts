@@ -159,6 +159,17 @@ export const k3sMaster: Role = {
       name: "Wait for the Kubernetes API",
       block: [
         {
+          name: "Wait until systemd reports k3s started (it signals readiness itself)",
+          module: "ansible.builtin.systemd_service",
+          args: { name: "k3s", state: "started" },
+          check_mode: true, // only read the unit's state: it is started above
+          register: "k3s_master_active",
+          until: "k3s_master_active.status.ActiveState == 'active'",
+          retries: "{{ k3s_master_ready_retries }}",
+          delay: "{{ k3s_master_ready_delay }}",
+          changed_when: false,
+        },
+        {
           name: "Wait until the API server reports ready (/readyz)",
           module: "ansible.builtin.command",
           args: { cmd: "{{ k3s_binary_install_path }} kubectl get --raw /readyz" },

@@ -108,6 +108,17 @@ export const k3sWorker: Role = {
       name: "Wait for the node to register",
       block: [
         {
+          name: "Wait until systemd reports k3s-agent started (it signals readiness once joined)",
+          module: "ansible.builtin.systemd_service",
+          args: { name: "k3s-agent", state: "started" },
+          check_mode: true, // only read the unit's state: it is started above
+          register: "k3s_worker_active",
+          until: "k3s_worker_active.status.ActiveState == 'active'",
+          retries: "{{ k3s_worker_register_retries }}",
+          delay: "{{ k3s_worker_register_delay }}",
+          changed_when: false,
+        },
+        {
           name: "Wait until the server lists this node",
           module: "ansible.builtin.command",
           args: { cmd: "{{ k3s_binary_install_path }} kubectl get node {{ k3s_worker_node_name }} --output name" },
