@@ -7,6 +7,7 @@
  */
 import * as path from "node:path";
 import { folded, Role } from "../model";
+import { serviceActiveWait, serviceStartTasks } from "./k3s-service";
 import { K3S_BINARY_CHANGED } from "./k3s_binary";
 import { nodeNetworkCheck, nodeNetworkDerived, nodeNetworkVariables } from "./node-network";
 
@@ -138,37 +139,11 @@ export const k3sMaster: Role = {
       no_log: true,
       notify: "Restart k3s",
     },
-    {
-      name: "Write the k3s systemd unit",
-      module: "ansible.builtin.template",
-      args: { src: "k3s.service.j2", dest: "/etc/systemd/system/k3s.service", owner: "root", group: "root", mode: "0644" },
-      notify: "Restart k3s",
-    },
-    {
-      name: "Restart k3s now if its binary, configuration or unit changed",
-      module: "ansible.builtin.meta",
-      args: "flush_handlers",
-    },
-    {
-      name: "Enable and start k3s",
-      module: "ansible.builtin.systemd_service",
-      // no_block: a start waits for K3s's readiness signal with no timeout; the bounded wait below replaces it.
-      args: { name: "k3s", enabled: true, state: "started", no_block: true },
-    },
+    ...serviceStartTasks("k3s"),
     {
       name: "Wait for the Kubernetes API",
       block: [
-        {
-          name: "Wait until systemd reports k3s started (it signals readiness itself)",
-          module: "ansible.builtin.systemd_service",
-          args: { name: "k3s", state: "started" },
-          check_mode: true, // only read the unit's state: it is started above
-          register: "k3s_master_active",
-          until: "k3s_master_active.status.ActiveState == 'active'",
-          retries: "{{ k3s_master_ready_retries }}",
-          delay: "{{ k3s_master_ready_delay }}",
-          changed_when: false,
-        },
+        serviceActiveWait("k3s", "Wait until systemd reports k3s started (it signals readiness itself)", "k3s_master", "k3s_master_ready_retries", "k3s_master_ready_delay"),
         {
           name: "Wait until the API server reports ready (/readyz)",
           module: "ansible.builtin.command",

@@ -6,6 +6,7 @@
  */
 import * as path from "node:path";
 import { folded, Role } from "../model";
+import { serviceActiveWait, serviceStartTasks } from "./k3s-service";
 import { K3S_BINARY_CHANGED } from "./k3s_binary";
 import { K3S_CONFIG } from "./k3s_master";
 import { nodeNetworkCheck, nodeNetworkDerived, nodeNetworkVariables } from "./node-network";
@@ -87,37 +88,11 @@ export const k3sWorker: Role = {
       no_log: true,
       notify: "Restart k3s-agent",
     },
-    {
-      name: "Write the k3s-agent systemd unit",
-      module: "ansible.builtin.template",
-      args: { src: "k3s-agent.service.j2", dest: "/etc/systemd/system/k3s-agent.service", owner: "root", group: "root", mode: "0644" },
-      notify: "Restart k3s-agent",
-    },
-    {
-      name: "Restart k3s-agent now if its binary, configuration or unit changed",
-      module: "ansible.builtin.meta",
-      args: "flush_handlers",
-    },
-    {
-      name: "Enable and start k3s-agent",
-      module: "ansible.builtin.systemd_service",
-      // no_block: a start waits for K3s's readiness signal with no timeout; the bounded wait below replaces it.
-      args: { name: "k3s-agent", enabled: true, state: "started", no_block: true },
-    },
+    ...serviceStartTasks("k3s-agent"),
     {
       name: "Wait for the node to register",
       block: [
-        {
-          name: "Wait until systemd reports k3s-agent started (it signals readiness once joined)",
-          module: "ansible.builtin.systemd_service",
-          args: { name: "k3s-agent", state: "started" },
-          check_mode: true, // only read the unit's state: it is started above
-          register: "k3s_worker_active",
-          until: "k3s_worker_active.status.ActiveState == 'active'",
-          retries: "{{ k3s_worker_register_retries }}",
-          delay: "{{ k3s_worker_register_delay }}",
-          changed_when: false,
-        },
+        serviceActiveWait("k3s-agent", "Wait until systemd reports k3s-agent started (it signals readiness once joined)", "k3s_worker", "k3s_worker_register_retries", "k3s_worker_register_delay"),
         {
           name: "Wait until the server lists this node",
           module: "ansible.builtin.command",

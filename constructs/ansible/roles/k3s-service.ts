@@ -1,0 +1,46 @@
+/**
+ * The systemd side shared by the K3s server and agent roles: write the unit, restart it on change, start it,
+ * and wait (bounded) until systemd reports it active.
+ */
+import { Item } from "../model";
+
+/** `k3s` (server) or `k3s-agent`. */
+export type K3sService = "k3s" | "k3s-agent";
+
+/** Writes the unit from `<service>.service.j2`, restarts on change (handler `Restart <service>`), starts it. */
+export function serviceStartTasks(service: K3sService): Item[] {
+  return [
+    {
+      name: `Write the ${service} systemd unit`,
+      module: "ansible.builtin.template",
+      args: { src: `${service}.service.j2`, dest: `/etc/systemd/system/${service}.service`, owner: "root", group: "root", mode: "0644" },
+      notify: `Restart ${service}`,
+    },
+    {
+      name: `Restart ${service} now if its binary, configuration or unit changed`,
+      module: "ansible.builtin.meta",
+      args: "flush_handlers",
+    },
+    {
+      name: `Enable and start ${service}`,
+      module: "ansible.builtin.systemd_service",
+      // no_block: a start waits for K3s's readiness signal with no timeout; the bounded wait below replaces it.
+      args: { name: service, enabled: true, state: "started", no_block: true },
+    },
+  ];
+}
+
+/** Polls systemd until the unit is active; `prefix` names the role's register and retry variables. */
+export function serviceActiveWait(service: K3sService, title: string, prefix: string, retries: string, delay: string): Item {
+  return {
+    name: title,
+    module: "ansible.builtin.systemd_service",
+    args: { name: service, state: "started" },
+    check_mode: true, // only read the unit's state: it is started above
+    register: `${prefix}_active`,
+    until: `${prefix}_active.status.ActiveState == 'active'`,
+    retries: `{{ ${retries} }}`,
+    delay: `{{ ${delay} }}`,
+    changed_when: false,
+  };
+}
