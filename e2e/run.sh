@@ -117,12 +117,13 @@ k3s_version          = "$K3S_VERSION"
 EOF
 
 step "make synth, then tofu apply of the inventory"
+rm -rf "$RUN/cdktf.out" # a previous run from another checkout left its backend path in .terraform/
 TFVARS="$RUN/terraform.tfvars" K3SPVE_OUTPUT_DIR="$RUN" npx --no-install cdktn synth --output "$RUN/cdktf.out" >"$RUN/synth.log" 2>&1 \
   || { cat "$RUN/synth.log" >&2; die "synth failed"; }
 (
   cd "$RUN/cdktf.out/stacks/k3s"
   export TF_CLI_CONFIG_FILE="${K3SPVE_CACHE:-$HOME/.cache/k3s-proxmox}/tools/tofurc" CHECKPOINT_DISABLE=1
-  "$TOFU" init -input=false -no-color >"$RUN/tofu-init.log" 2>&1 || { cat "$RUN/tofu-init.log" >&2; exit 1; }
+  "$TOFU" init -input=false -no-color -reconfigure >"$RUN/tofu-init.log" 2>&1 || { cat "$RUN/tofu-init.log" >&2; exit 1; }
   # A state of our own, not the operator's terraform.k3s.tfstate.
   "$TOFU" apply -input=false -no-color -auto-approve -target=local_file.inventory -state="$RUN/e2e.tfstate" \
     -var "output_dir=$RUN" >"$RUN/tofu-apply.log" 2>&1 || { cat "$RUN/tofu-apply.log" >&2; exit 1; }
