@@ -31,7 +31,7 @@ INVENTORY ?= ansible/inventory/hosts.ini
 # Extra arguments for ansible-playbook, e.g. ANSIBLE_ARGS="--limit k3s-worker-3 -e @airgap.yml".
 ANSIBLE_ARGS ?=
 
-.PHONY: help setup synth diff apply destroy provision test unit lint tf-test docs e2e
+.PHONY: help setup synth diff apply destroy provision deploy-apps dashboard-token test unit lint tf-test docs e2e
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,11 +55,22 @@ apply: synth ## Create or update the VMs and write ansible/inventory/hosts.ini
 destroy: synth ## Destroy the VMs (asks for confirmation)
 	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) destroy -input=false
 
-provision: ## Prepare the nodes and install K3s with Ansible (site.yml); writes ./kubeconfig
-	@[ -f "$(INVENTORY)" ] || { echo "provision: no inventory at $(INVENTORY): run 'make apply' first (it writes it), or pass INVENTORY=<path>" >&2; exit 1; }
-	@[ -f "$(dir $(INVENTORY))group_vars/all.yml" ] || { echo "provision: no $(dir $(INVENTORY))group_vars/all.yml: run 'make synth' (apply runs it)" >&2; exit 1; }
+# ansible-playbook with the project's venv and ansible.cfg, after checking the inventory and its group_vars exist.
+define playbook
+	@[ -f "$(INVENTORY)" ] || { echo "$@: no inventory at $(INVENTORY): run 'make apply' first (it writes it), or pass INVENTORY=<path>" >&2; exit 1; }
+	@[ -f "$(dir $(INVENTORY))group_vars/all.yml" ] || { echo "$@: no $(dir $(INVENTORY))group_vars/all.yml: run 'make synth' (apply runs it)" >&2; exit 1; }
 	PATH="$$(bash scripts/setup-python.sh):$$PATH" ANSIBLE_CONFIG=ansible/ansible.cfg \
-	  ansible-playbook -i "$(INVENTORY)" ansible/site.yml $(ANSIBLE_ARGS)
+	  ansible-playbook -i "$(INVENTORY)" ansible/$(1) $(ANSIBLE_ARGS)
+endef
+
+provision: ## Prepare the nodes and install K3s with Ansible (site.yml); writes ./kubeconfig
+	$(call playbook,site.yml)
+
+deploy-apps: ## Deploy Traefik, the dashboard, Whoami and Uptime Kuma (manifests/, apps-deploy.yml); prints their URLs
+	$(call playbook,apps-deploy.yml)
+
+dashboard-token: ## Print a 1-hour login token for the dashboard (stored nowhere)
+	@$(call playbook,dashboard-token.yml)
 
 test: unit lint tf-test ## Run every offline test: unit, lint, tofu validate + tofu test
 

@@ -100,13 +100,17 @@ ln -sf "$K3S_DIR/k3s" "$RUN/bin/kubectl" # the K3s binary is kubectl when called
 export PATH="$RUN/bin:$VENV_BIN:$PATH" KUBECONFIG="$RUN/kubeconfig"
 echo "K3s $K3S_VERSION from $K3S_DIR"
 
-step "configuration: $RUN/terraform.tfvars (1 master, $WORKERS workers on $E2E_SUBNET)"
 [ -f "$RUN/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C k3spve-e2e -f "$RUN/id_ed25519"
-cat >"$RUN/terraform.tfvars" <<EOF
+# configure WORKERS [TFVARS_LINE...]: the operator's steps up to the inventory — write terraform.tfvars, make
+# synth (Terraform JSON, group_vars, manifests/ into $RUN), and a real `tofu apply` of the inventory file.
+configure() {
+  local workers="$1"
+  shift
+  cat >"$RUN/terraform.tfvars" <<EOF
 # e2e: the same configuration an operator writes, for the test hosts (Proxmox is never contacted).
 proxmox_endpoint     = "https://proxmox.invalid:8006/"
 template_vm_id       = 9000
-worker_count         = $WORKERS
+worker_count         = $workers
 node_cidr            = "$PREFIX.0/24"
 gateway              = "$PREFIX.1"
 dns_servers          = ["$PREFIX.1"]
@@ -115,19 +119,22 @@ ssh_user             = "debian"
 ssh_public_key_file  = "$RUN/id_ed25519.pub"
 k3s_version          = "$K3S_VERSION"
 EOF
+  printf '%s\n' "$@" >>"$RUN/terraform.tfvars"
+  rm -rf "$RUN/cdktf.out" # a previous run from another checkout left its backend path in .terraform/
+  TFVARS="$RUN/terraform.tfvars" K3SPVE_OUTPUT_DIR="$RUN" npx --no-install cdktn synth --output "$RUN/cdktf.out" >"$RUN/synth.log" 2>&1 \
+    || { cat "$RUN/synth.log" >&2; die "synth failed"; }
+  (
+    cd "$RUN/cdktf.out/stacks/k3s"
+    export TF_CLI_CONFIG_FILE="${K3SPVE_CACHE:-$HOME/.cache/k3s-proxmox}/tools/tofurc" CHECKPOINT_DISABLE=1
+    "$TOFU" init -input=false -no-color -reconfigure >"$RUN/tofu-init.log" 2>&1 || { cat "$RUN/tofu-init.log" >&2; exit 1; }
+    # A state of our own, not the operator's terraform.k3s.tfstate.
+    "$TOFU" apply -input=false -no-color -auto-approve -target=local_file.inventory -state="$RUN/e2e.tfstate" \
+      -var "output_dir=$RUN" >"$RUN/tofu-apply.log" 2>&1 || { cat "$RUN/tofu-apply.log" >&2; exit 1; }
+  ) || die "tofu apply of the inventory failed"
+}
 
-step "make synth, then tofu apply of the inventory"
-rm -rf "$RUN/cdktf.out" # a previous run from another checkout left its backend path in .terraform/
-TFVARS="$RUN/terraform.tfvars" K3SPVE_OUTPUT_DIR="$RUN" npx --no-install cdktn synth --output "$RUN/cdktf.out" >"$RUN/synth.log" 2>&1 \
-  || { cat "$RUN/synth.log" >&2; die "synth failed"; }
-(
-  cd "$RUN/cdktf.out/stacks/k3s"
-  export TF_CLI_CONFIG_FILE="${K3SPVE_CACHE:-$HOME/.cache/k3s-proxmox}/tools/tofurc" CHECKPOINT_DISABLE=1
-  "$TOFU" init -input=false -no-color -reconfigure >"$RUN/tofu-init.log" 2>&1 || { cat "$RUN/tofu-init.log" >&2; exit 1; }
-  # A state of our own, not the operator's terraform.k3s.tfstate.
-  "$TOFU" apply -input=false -no-color -auto-approve -target=local_file.inventory -state="$RUN/e2e.tfstate" \
-    -var "output_dir=$RUN" >"$RUN/tofu-apply.log" 2>&1 || { cat "$RUN/tofu-apply.log" >&2; exit 1; }
-)
+step "configuration: $RUN/terraform.tfvars (1 master, $WORKERS workers on $E2E_SUBNET), make synth, tofu apply of the inventory"
+configure "$WORKERS"
 INVENTORY="$RUN/ansible/inventory/hosts.ini"
 cat "$INVENTORY"
 mapfile -t HOSTS < <(awk '/ansible_host=/ { sub("ansible_host=", "", $2); print $1 "=" $2 }' "$INVENTORY")
@@ -241,10 +248,83 @@ kubectl get pods -o wide || true
 WORKER_IP="${HOSTS[1]#*=}"
 check "NodePort $ECHO_PORT answers from the runner ($WORKER_IP)" retry 30 2 curl -fsS --max-time 3 "http://$WORKER_IP:$ECHO_PORT/e2e"
 
+step "make deploy-apps: the generated manifests on the real API server"
+MANIFESTS="$RUN/manifests"
+# No waiting for rollouts: the apps' images cannot be pulled here (no registry); see the checks below.
+APPS_ARGS="-e k3s_apps_manifests_dir=$MANIFESTS -e k3s_apps_kubeconfig=$RUN/kubeconfig -e k3s_apps_wait=false"
+deploy_apps() { # deploy_apps LOG
+  local t0=$SECONDS rc=0
+  make --no-print-directory deploy-apps INVENTORY="$INVENTORY" ANSIBLE_ARGS="$APPS_ARGS" >"$1" 2>&1 || rc=$?
+  echo "make deploy-apps: exit $rc in $((SECONDS - t0))s (log $1)"
+  sed -n '/PLAY RECAP/,$p' "$1"
+  return "$rc"
+}
+# Server-side dry run first: the namespaces, then (once they exist: objects in a missing namespace cannot be
+# dry-run) every other manifest. The namespaces are then created for real by kubectl, the rest by the playbook.
+check "server-side dry run accepts 00-namespaces.yaml" kubectl apply --dry-run=server -f "$MANIFESTS/00-namespaces.yaml"
+kubectl apply -f "$MANIFESTS/00-namespaces.yaml" >/dev/null || true
+for manifest in "$MANIFESTS"/[1-9]*.yaml; do
+  check "server-side dry run accepts $(basename "$manifest")" kubectl apply --dry-run=server -f "$manifest"
+done
+deploy_apps "$RUN/deploy-apps-1.log" || tail -30 "$RUN/deploy-apps-1.log"
+check "make deploy-apps succeeds" grep -Eq '^localhost +: ok=[0-9]+ +changed=[1-9][0-9]* .*failed=0' "$RUN/deploy-apps-1.log"
+check "it prints the design document's URLs" grep -q "Whoami: http://$MASTER_IP:30081/" "$RUN/deploy-apps-1.log"
+deploy_apps "$RUN/deploy-apps-2.log" || true
+check "second make deploy-apps reports changed=0" recap_unchanged "$RUN/deploy-apps-2.log"
+check "every object of manifests/ exists in the cluster" kubectl get -f "$MANIFESTS" -o name
+node_ports() { kubectl get services -A -l app.kubernetes.io/managed-by=k3s-proxmox -o jsonpath='{range .items[*].spec.ports[*]}{.nodePort}{"\n"}{end}' | sort | paste -sd' '; }
+check "NodePorts 30080 30081 30082 30090 30443 30880 are taken by the apps" test "$(node_ports)" = "30080 30081 30082 30090 30443 30880"
+check "traefik is the default IngressClass" \
+  test "$(kubectl get ingressclass traefik -o jsonpath='{.metadata.annotations.ingressclass\.kubernetes\.io/is-default-class}')" = true
+scheduled() { # scheduled NAMESPACE INSTANCE COUNT: at least COUNT of the app's pods are bound to a node
+  [ "$(kubectl get pods -n "$1" -l "app.kubernetes.io/instance=$2" -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | grep -c .)" -ge "$3" ]
+}
+check "Traefik's pod is scheduled" retry 30 2 scheduled kube-system traefik 1
+check "Headlamp's pod is scheduled" retry 30 2 scheduled monitoring headlamp 1
+check "Whoami's 2 pods are scheduled" retry 30 2 scheduled apps whoami 2
+selected_node() { kubectl get pvc -n monitoring uptime-kuma-data -o jsonpath='{.metadata.annotations.volume\.kubernetes\.io/selected-node}' | grep -q .; }
+check "Uptime Kuma: the scheduler picked a node for its local-path volume" retry 30 2 selected_node
+echo "NOTE: the apps' images (Traefik, Headlamp, Whoami, Uptime Kuma) and K3s's local-path provisioner image come"
+echo "      from container registries this machine cannot reach, so their pods stay in ErrImagePull/ImagePullBackOff"
+echo "      and Uptime Kuma's volume is never provisioned; Whoami's and Traefik's answers are not checked here."
+kubectl get pods -A -l app.kubernetes.io/managed-by=k3s-proxmox -o wide \
+  -o custom-columns='NAMESPACE:.metadata.namespace,POD:.metadata.name,NODE:.spec.nodeName,WAITING:.status.containerStatuses[0].state.waiting.reason' || true
+
+step "make dashboard-token: a token that logs in as the dashboard's ServiceAccount"
+# Captured, never printed: it must not reach a log.
+DASHBOARD_TOKEN="$(make --no-print-directory -s dashboard-token INVENTORY="$INVENTORY" 2>&1 | grep -o 'eyJ[A-Za-z0-9._-]*' | head -1 || true)"
+check "make dashboard-token prints a token" test -n "$DASHBOARD_TOKEN"
+TOKEN_KUBECONFIG="$(mktemp)"
+chmod 0600 "$TOKEN_KUBECONFIG"
+cat >"$TOKEN_KUBECONFIG" <<EOF
+apiVersion: v1
+kind: Config
+clusters: [{ name: e2e, cluster: { server: "https://$MASTER_IP:6443", certificate-authority-data: $(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}') } }]
+users: [{ name: dashboard, user: { token: "$DASHBOARD_TOKEN" } }]
+contexts: [{ name: e2e, context: { cluster: e2e, user: dashboard } }]
+current-context: e2e
+EOF
+check "the token authenticates as system:serviceaccount:monitoring:headlamp-admin" \
+  test "$(kubectl --kubeconfig "$TOKEN_KUBECONFIG" auth whoami -o jsonpath='{.status.userInfo.username}')" = system:serviceaccount:monitoring:headlamp-admin
+check "and may read the cluster (kubectl get nodes)" kubectl --kubeconfig "$TOKEN_KUBECONFIG" get nodes
+rm -f "$TOKEN_KUBECONFIG"
+
+step "an app removed from terraform.tfvars is removed from the cluster"
+configure "$WORKERS" "whoami_enabled = false"
+check "synth moved Whoami's manifest to manifests/removed/" test -f "$MANIFESTS/removed/30-whoami.yaml" -a ! -e "$MANIFESTS/30-whoami.yaml"
+deploy_apps "$RUN/deploy-apps-3.log" || tail -30 "$RUN/deploy-apps-3.log"
+whoami_gone() { [ -z "$(kubectl get deployments,services,ingresses -n apps -l app.kubernetes.io/instance=whoami -o name)" ]; }
+check "Whoami's Deployment, Service and Ingress are gone" whoami_gone
+check "the other apps stay" kubectl get deployment -n kube-system traefik -o name
+configure "$WORKERS"
+deploy_apps "$RUN/deploy-apps-4.log" >/dev/null || tail -30 "$RUN/deploy-apps-4.log"
+check "enabled again, Whoami is back" kubectl get deployment -n apps whoami -o name
+
 step "secrets"
 TOKEN="$(on "$MASTER" sudo cat /var/lib/rancher/k3s/server/token)"
-check "the K3s token appears in no provision log" bash -c '! grep -rqF -- "$1" "$2"/provision-*.log' _ "$TOKEN" "$RUN"
-unset TOKEN
+check "the K3s token appears in no log" bash -c '! grep -rqF -- "$1" "$2"/*.log' _ "$TOKEN" "$RUN"
+check "the dashboard token appears in no log" bash -c '! grep -rqF -- "$1" "$2"/*.log' _ "$DASHBOARD_TOKEN" "$RUN"
+unset TOKEN DASHBOARD_TOKEN
 
 step "done in $((SECONDS - START))s"
 echo "e2e: $passed passed, $failed failed"

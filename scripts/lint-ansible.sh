@@ -2,7 +2,7 @@
 # Lints the generated Ansible tree (ansible/) with the pinned tools from scripts/setup-python.sh:
 #   1. yamllint            (.yamllint at the repository root)
 #   2. ansible-lint        (.ansible-lint: profile production, offline, warnings are failures)
-#   3. ansible-playbook --syntax-check ansible/site.yml, against a sample inventory shaped like the one
+#   3. ansible-playbook --syntax-check of every playbook (ansible/*.yml), against a sample inventory shaped like the one
 #      `make apply` writes (groups master, workers, k3s_cluster)
 # The tree must have been generated first (make synth, or committed). Exits non-zero on the first failure.
 set -euo pipefail
@@ -44,6 +44,7 @@ workers
 ansible_user=debian
 ansible_ssh_private_key_file=/dev/null
 INI
-ansible-playbook --syntax-check -i "$INVENTORY" ansible/site.yml >/dev/null \
-  || die "ansible-playbook --syntax-check ansible/site.yml failed"
+for playbook in ansible/*.yml; do
+  ansible-playbook --syntax-check -i "$INVENTORY" "$playbook" >/dev/null || die "ansible-playbook --syntax-check $playbook failed"
+done
 log "clean: yamllint, ansible-lint (production), syntax-check"

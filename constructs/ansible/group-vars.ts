@@ -4,6 +4,7 @@
  * configuration, so it is written at synth time and not committed.
  */
 import type { ClusterConfig } from "../config";
+import { appEndpoints } from "../k8s";
 import { Role } from "./model";
 import { yamlFile, wrap } from "./render";
 
@@ -19,7 +20,11 @@ export function groupVarsValues(config: ClusterConfig): Record<string, unknown> 
     k3s_master_api_address: apiAddress,
     k3s_master_cluster_cidr: config.network.podCidr,
     k3s_master_service_cidr: config.network.serviceCidr,
+    k3s_master_snapshot_schedule: config.backups.schedule,
+    k3s_master_snapshot_retention: config.backups.retention,
+    k3s_master_etcd_s3: config.backups.s3 ?? {},
     k3s_worker_server_url: `https://${apiAddress}:6443`,
+    k3s_apps_endpoints: appEndpoints(config).map((e) => `${e.name}: ${e.url} — ${e.login}`),
   };
 }
 

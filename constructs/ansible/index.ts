@@ -11,10 +11,12 @@ import * as path from "node:path";
 import type { ClusterConfig } from "../config";
 import type { GeneratedFile } from "../generate";
 import { ansibleCfg } from "./ansible-cfg";
+import { APPS_SOURCE, appsDeployPlays, dashboardTokenPlays } from "./apps";
 import { groupVarsFile } from "./group-vars";
 import { Role } from "./model";
 import { argumentSpecsFile, defaultsFile, metaFile, playbookFile, taskFile, varsFile } from "./render";
 import { base } from "./roles/base";
+import { k3sApps } from "./roles/k3s_apps";
 import { k3sBinary } from "./roles/k3s_binary";
 import { k3sMaster } from "./roles/k3s_master";
 import { k3sPrereqs } from "./roles/k3s_prereqs";
@@ -23,8 +25,8 @@ import { SITE_SOURCE, sitePlays } from "./site";
 
 export type { GeneratedFile };
 
-/** Every role, in the order site.yml applies them. */
-export const ROLES: readonly Role[] = [base, k3sPrereqs, k3sBinary, k3sMaster, k3sWorker];
+/** Every role: the node roles in the order site.yml applies them, then the apps role of apps-deploy.yml. */
+export const ROLES: readonly Role[] = [base, k3sPrereqs, k3sBinary, k3sMaster, k3sWorker, k3sApps];
 
 /** The folder of the generated tree, relative to the repository root. */
 export const ANSIBLE_DIR = "ansible";
@@ -56,6 +58,16 @@ export function ansibleFiles(config: ClusterConfig): GeneratedFile[] {
     {
       path: `${ANSIBLE_DIR}/site.yml`,
       content: playbookFile(SITE_SOURCE, sitePlays, "make provision: the OS roles on every node, then the K3s servers, then the agents."),
+      configDependent: false,
+    },
+    {
+      path: `${ANSIBLE_DIR}/apps-deploy.yml`,
+      content: playbookFile(APPS_SOURCE, appsDeployPlays, "make deploy-apps: the manifests of manifests/ applied to the cluster, disabled apps removed."),
+      configDependent: false,
+    },
+    {
+      path: `${ANSIBLE_DIR}/dashboard-token.yml`,
+      content: playbookFile(APPS_SOURCE, dashboardTokenPlays, "make dashboard-token: a short-lived login token for the dashboard, printed once."),
       configDependent: false,
     },
     ...ROLES.flatMap(roleFiles),

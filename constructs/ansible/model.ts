@@ -29,7 +29,8 @@ export type Module =
   | "ansible.builtin.slurp"
   | "ansible.builtin.stat"
   | "ansible.builtin.systemd_service"
-  | "ansible.builtin.template";
+  | "ansible.builtin.template"
+  | "kubernetes.core.k8s";
 
 /** A Jinja condition (without braces) or a list of them, all of which must hold. */
 export type Condition = string | boolean | readonly string[];
@@ -122,6 +123,7 @@ export interface Role {
 export interface Play {
   readonly name: string;
   readonly hosts: string;
+  readonly connection?: "local";
   readonly gather_facts: boolean;
   readonly become?: boolean;
   readonly serial?: number | string;

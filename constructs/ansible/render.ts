@@ -129,6 +129,7 @@ export function playbookFile(source: string, plays: readonly Play[], intro?: str
   const objects = plays.map((play) => ({
     name: play.name,
     hosts: play.hosts,
+    connection: play.connection,
     gather_facts: play.gather_facts,
     become: play.become,
     serial: play.serial,

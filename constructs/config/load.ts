@@ -54,9 +54,28 @@ export interface ClusterConfig {
     readonly timezone: string;
   };
   readonly k3s: { readonly version: string };
+  readonly backups: {
+    /** Cron expression, or "" for no scheduled snapshots. */
+    readonly schedule: string;
+    readonly retention: number;
+    /** Off-site copies through K3s's etcd-s3 settings; undefined when etcd_s3_endpoint is null. */
+    readonly s3?: { readonly endpoint: string; readonly bucket: string; readonly folder: string; readonly region: string; readonly insecure: boolean };
+  };
+  readonly apps: AppsConfig;
   readonly masters: readonly NodeSpec[];
   readonly workers: readonly NodeSpec[];
 }
+
+/** The apps of `make deploy-apps`; a disabled app is removed from the cluster by the next deploy. */
+export interface AppsConfig {
+  readonly traefik: { readonly enabled: boolean; readonly image: string; readonly httpNodePort: number; readonly httpsNodePort: number; readonly dashboardNodePort: number };
+  readonly dashboard: { readonly enabled: boolean; readonly image: string; readonly nodePort: number };
+  readonly whoami: { readonly enabled: boolean; readonly image: string; readonly nodePort: number; readonly replicas: number };
+  readonly uptimeKuma: { readonly enabled: boolean; readonly image: string; readonly nodePort: number; readonly storageGiB: number };
+}
+
+/** The NodePort range of a default kube-apiserver (service-node-port-range). */
+export const NODE_PORT_RANGE = [30000, 32767] as const;
 
 export class ConfigError extends Error {
   constructor(readonly source: string, readonly problems: readonly string[]) {
@@ -187,6 +206,36 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
     );
   }
 
+  // Backups
+  if (typeof v.etcd_snapshot_schedule === "string" && v.etcd_snapshot_schedule !== "" && !isCron(v.etcd_snapshot_schedule)) {
+    problems.push(`etcd_snapshot_schedule = ${JSON.stringify(v.etcd_snapshot_schedule)}: must be a cron expression of five fields such as "0 */6 * * *" (every 6 hours), or "" for none.`);
+  }
+  range("etcd_snapshot_retention", 1, 1000, "10 keeps the last 10 scheduled snapshots");
+  if (typeof v.etcd_s3_endpoint === "string" && !/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(v.etcd_s3_endpoint)) {
+    problems.push(`etcd_s3_endpoint = ${JSON.stringify(v.etcd_s3_endpoint)}: must be a host name or address with an optional port, without a scheme or path, e.g. "minio.lan:9000".`);
+  }
+  pattern("etcd_s3_bucket", /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "an S3 bucket name (3-63 lower-case letters, digits, dots and dashes)");
+
+  // Apps
+  const nodePortKeys = APP_NODE_PORTS.filter(([enabled]) => v[enabled] === true).map(([, port]) => port);
+  const ports = new Map<number, ConfigKey>();
+  for (const key of nodePortKeys) {
+    range(key, NODE_PORT_RANGE[0], NODE_PORT_RANGE[1], "Kubernetes gives NodePorts from 30000-32767");
+    const port = v[key];
+    if (typeof port !== "number") continue;
+    const other = ports.get(port);
+    if (other) problems.push(`${key} = ${port}: already used by ${other}; give every app its own NodePort.`);
+    else ports.set(port, key);
+  }
+  for (const key of ["traefik_image", "dashboard_image", "whoami_image", "uptime_kuma_image"] as const) {
+    const image = v[key];
+    if (typeof image === "string" && !isPinnedImage(image)) {
+      problems.push(`${key} = ${JSON.stringify(image)}: must name an image with a pinned tag or digest, e.g. "traefik:v3.5.3" (not "latest"), so every node runs the same version.`);
+    }
+  }
+  range("whoami_replicas", 1, 10, "2 shows load balancing between pods");
+  range("uptime_kuma_storage_gib", 1, 1024, "1 GiB holds months of checks");
+
   if (problems.length > 0) throw new ConfigError(source, problems);
 
   const vmIdBase = v.vm_id_base as number | null;
@@ -222,9 +271,60 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
     },
     access: { sshUser: str("ssh_user"), sshPublicKey, sshPrivateKeyFile: privateKeyFile, timezone: str("timezone") },
     k3s: { version: k3sVersion as string },
+    backups: {
+      schedule: str("etcd_snapshot_schedule"),
+      retention: num("etcd_snapshot_retention"),
+      s3:
+        v.etcd_s3_endpoint === null
+          ? undefined
+          : { endpoint: str("etcd_s3_endpoint"), bucket: str("etcd_s3_bucket"), folder: str("etcd_s3_folder"), region: str("etcd_s3_region"), insecure: v.etcd_s3_insecure as boolean },
+    },
+    apps: {
+      traefik: {
+        enabled: v.traefik_enabled as boolean,
+        image: str("traefik_image"),
+        httpNodePort: num("traefik_http_node_port"),
+        httpsNodePort: num("traefik_https_node_port"),
+        dashboardNodePort: num("traefik_dashboard_node_port"),
+      },
+      dashboard: { enabled: v.dashboard_enabled as boolean, image: str("dashboard_image"), nodePort: num("dashboard_node_port") },
+      whoami: { enabled: v.whoami_enabled as boolean, image: str("whoami_image"), nodePort: num("whoami_node_port"), replicas: num("whoami_replicas") },
+      uptimeKuma: {
+        enabled: v.uptime_kuma_enabled as boolean,
+        image: str("uptime_kuma_image"),
+        nodePort: num("uptime_kuma_node_port"),
+        storageGiB: num("uptime_kuma_storage_gib"),
+      },
+    },
     masters: nodes("master", num("master_count"), addresses.masters, 0),
     workers: nodes("worker", num("worker_count"), addresses.workers, 10),
   };
+}
+
+/** Each app's toggle and the NodePorts it takes when enabled. */
+const APP_NODE_PORTS: readonly (readonly [ConfigKey, ConfigKey])[] = [
+  ["traefik_enabled", "traefik_http_node_port"],
+  ["traefik_enabled", "traefik_https_node_port"],
+  ["traefik_enabled", "traefik_dashboard_node_port"],
+  ["dashboard_enabled", "dashboard_node_port"],
+  ["whoami_enabled", "whoami_node_port"],
+  ["uptime_kuma_enabled", "uptime_kuma_node_port"],
+];
+
+/** An image reference with an explicit tag other than `latest`, or a digest. */
+function isPinnedImage(image: string): boolean {
+  const match = /^([a-z0-9]+([._-][a-z0-9]+)*(:\d+)?\/)?[a-z0-9]+([._/-][a-z0-9]+)*(:([\w][\w.-]{0,127}))?(@sha256:[0-9a-f]{64})?$/.exec(image);
+  if (!match) return false;
+  const tag = match[6];
+  const digest = match[7];
+  return digest !== undefined || (tag !== undefined && tag !== "latest");
+}
+
+/** Five cron fields of digits, `*`, `/`, `,` and `-` (K3s also accepts @hourly and friends). */
+function isCron(text: string): boolean {
+  if (/^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$/.test(text)) return true;
+  const fields = text.trim().split(/\s+/);
+  return fields.length === 5 && fields.every((field) => /^(\*|\d+(-\d+)?)(\/\d+)?(,(\*|\d+(-\d+)?)(\/\d+)?)*$/.test(field));
 }
 
 /** Unknown keys, missing required keys and wrong types; fills defaults. */
@@ -379,7 +479,8 @@ function closest(word: string, candidates: readonly string[]): string | undefine
   return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
 
-function editDistance(a: string, b: string): number {
+/** Levenshtein distance: how many one-character edits turn `a` into `b`. */
+export function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];

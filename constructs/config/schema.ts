@@ -15,7 +15,7 @@ export interface KeySpec {
   /** One line for the README. */
   readonly description: string;
   /** The README groups keys under these headings, in this order. */
-  readonly group: "Proxmox" | "Nodes" | "Network" | "Access" | "K3s";
+  readonly group: "Proxmox" | "Nodes" | "Network" | "Access" | "K3s" | "Backups" | "Apps";
 }
 
 export const CONFIG_SCHEMA = {
@@ -90,6 +90,46 @@ export const CONFIG_SCHEMA = {
     group: "K3s",
     description: "K3s release, e.g. `v1.33.5+k3s1`; `null` means the version pinned in `versions.env`.",
   },
+
+  etcd_snapshot_schedule: {
+    type: "string",
+    default: "0 */6 * * *",
+    group: "Backups",
+    description: "When K3s takes scheduled etcd snapshots on every server (cron: minute hour day month weekday); `\"\"` turns them off.",
+  },
+  etcd_snapshot_retention: { type: "number", default: 10, group: "Backups", description: "How many scheduled snapshots K3s keeps per server (older ones are deleted)." },
+  etcd_s3_endpoint: {
+    type: "string",
+    default: null,
+    group: "Backups",
+    description: "S3-compatible endpoint (host[:port], e.g. `minio.lan:9000`) that K3s also uploads snapshots to; `null` keeps them on the servers only. The keys come from `K3S_ETCD_S3_ACCESS_KEY` / `K3S_ETCD_S3_SECRET_KEY` at `make provision`, never from this file.",
+  },
+  etcd_s3_bucket: { type: "string", default: "k3s-snapshots", group: "Backups", description: "Bucket for the off-site snapshots (with `etcd_s3_endpoint`)." },
+  etcd_s3_folder: { type: "string", default: "", group: "Backups", description: "Folder inside the bucket (with `etcd_s3_endpoint`)." },
+  etcd_s3_region: { type: "string", default: "us-east-1", group: "Backups", description: "Region the S3 endpoint expects (with `etcd_s3_endpoint`)." },
+  etcd_s3_insecure: { type: "bool", default: false, group: "Backups", description: "Talk plain HTTP to the S3 endpoint (a LAN MinIO without TLS)." },
+
+  traefik_enabled: { type: "bool", default: true, group: "Apps", description: "Deploy Traefik, the ingress controller (the default IngressClass `traefik`), in `kube-system`." },
+  traefik_image: { type: "string", default: "traefik:v3.5.3", group: "Apps", description: "Traefik image, with a pinned tag." },
+  traefik_http_node_port: { type: "number", default: 30080, group: "Apps", description: "NodePort of Traefik's HTTP entry point." },
+  traefik_https_node_port: { type: "number", default: 30443, group: "Apps", description: "NodePort of Traefik's HTTPS entry point." },
+  traefik_dashboard_node_port: { type: "number", default: 30880, group: "Apps", description: "NodePort of Traefik's dashboard (plain HTTP, no login: keep it on your LAN)." },
+  dashboard_enabled: {
+    type: "bool",
+    default: true,
+    group: "Apps",
+    description: "Deploy the cluster dashboard (Headlamp) in `monitoring`, with the `headlamp-admin` ServiceAccount whose token `make dashboard-token` prints.",
+  },
+  dashboard_image: { type: "string", default: "ghcr.io/headlamp-k8s/headlamp:v0.35.0", group: "Apps", description: "Headlamp image, with a pinned tag." },
+  dashboard_node_port: { type: "number", default: 30090, group: "Apps", description: "NodePort of the dashboard." },
+  whoami_enabled: { type: "bool", default: true, group: "Apps", description: "Deploy Whoami, a test web app, in `apps` (also at `/whoami` through Traefik)." },
+  whoami_image: { type: "string", default: "traefik/whoami:v1.11.0", group: "Apps", description: "Whoami image, with a pinned tag." },
+  whoami_node_port: { type: "number", default: 30081, group: "Apps", description: "NodePort of Whoami." },
+  whoami_replicas: { type: "number", default: 2, group: "Apps", description: "Whoami replicas (1-10)." },
+  uptime_kuma_enabled: { type: "bool", default: true, group: "Apps", description: "Deploy Uptime Kuma, status monitoring, in `monitoring`, its data on a local-path volume." },
+  uptime_kuma_image: { type: "string", default: "louislam/uptime-kuma:1.23.16", group: "Apps", description: "Uptime Kuma image, with a pinned tag." },
+  uptime_kuma_node_port: { type: "number", default: 30082, group: "Apps", description: "NodePort of Uptime Kuma." },
+  uptime_kuma_storage_gib: { type: "number", default: 1, group: "Apps", description: "Size of Uptime Kuma's volume, GiB." },
 } as const satisfies Record<string, KeySpec>;
 
 export type ConfigKey = keyof typeof CONFIG_SCHEMA;

@@ -64,6 +64,9 @@ beforeAll(() => {
         k3s_master_tls_san: ["k3s.lan", "192.168.1.10"],
         k3s_master_disable: ["traefik", "servicelb"],
         k3s_master_kubelet_args: [],
+        k3s_master_snapshot_schedule: "0 */6 * * *",
+        k3s_master_snapshot_retention: 10,
+        k3s_master_etcd_s3: {},
         k3s_master_extra_config: {},
         k3s_master_cluster_name: "homelab",
         k3s_master_admin_kubeconfig: { content: b64(ADMIN_KUBECONFIG) },
@@ -85,7 +88,11 @@ beforeAll(() => {
           k3s_master_node_ip: "192.168.1.11",
           k3s_master_join_token: { content: b64(`${TOKEN}\n`) },
           k3s_master_kubelet_args: ["max-pods=150"],
+          k3s_master_snapshot_schedule: "",
           k3s_master_extra_config: { "etcd-snapshot-retention": 10, disable: ["traefik"] },
+        }),
+        template("k3s_master/templates/config.yaml.j2", "server-s3.yaml", {
+          k3s_master_etcd_s3: { endpoint: "minio.lan:9000", bucket: "snaps", folder: "lab", region: "eu-central-1", insecure: true },
         }),
         template("k3s_master/templates/kubeconfig.j2", "kubeconfig"),
         template("k3s_master/templates/k3s.service.j2", "k3s.service"),
@@ -141,7 +148,7 @@ beforeAll(() => {
   fs.writeFileSync(file, stringify(playbook));
   try {
     execFileSync(PLAYBOOK_BIN, ["-i", "localhost,", file], {
-      env: { ...process.env, ANSIBLE_NOCOLOR: "1", ANSIBLE_LOCALHOST_WARNING: "false", ANSIBLE_INVENTORY_UNPARSED_WARNING: "false", ANSIBLE_PYTHON_INTERPRETER: path.join(VENV_BIN, "python") },
+      env: { ...process.env, K3S_ETCD_S3_ACCESS_KEY: "test-access-key", K3S_ETCD_S3_SECRET_KEY: "test-secret-key", ANSIBLE_NOCOLOR: "1", ANSIBLE_LOCALHOST_WARNING: "false", ANSIBLE_INVENTORY_UNPARSED_WARNING: "false", ANSIBLE_PYTHON_INTERPRETER: path.join(VENV_BIN, "python") },
       stdio: "pipe",
       timeout: 120_000,
     });
@@ -170,6 +177,8 @@ describe.skipIf(!haveAnsible)("templates rendered by Ansible", () => {
       "write-kubeconfig-mode": "0644",
       disable: ["traefik", "servicelb"],
       "cluster-init": true,
+      "etcd-snapshot-schedule-cron": "0 */6 * * *",
+      "etcd-snapshot-retention": 10,
     });
     expect(text).toContain("write-kubeconfig-mode: '0644'");
   });
@@ -185,6 +194,21 @@ describe.skipIf(!haveAnsible)("templates rendered by Ansible", () => {
       disable: ["traefik"],
     });
     expect(config["cluster-init"]).toBeUndefined();
+    expect(config["etcd-disable-snapshots"]).toBe(true);
+    expect(config["etcd-snapshot-schedule-cron"]).toBeUndefined();
+  });
+
+  it("k3s_master config.yaml: an S3 target with the keys from the environment", () => {
+    expect(parse(rendered("server-s3.yaml"))).toMatchObject({
+      "etcd-s3": true,
+      "etcd-s3-endpoint": "minio.lan:9000",
+      "etcd-s3-bucket": "snaps",
+      "etcd-s3-folder": "lab",
+      "etcd-s3-region": "eu-central-1",
+      "etcd-s3-insecure": true,
+      "etcd-s3-access-key": "test-access-key",
+      "etcd-s3-secret-key": "test-secret-key",
+    });
   });
 
   it("k3s_worker config.yaml: server, token, node address and interface, extras merged", () => {

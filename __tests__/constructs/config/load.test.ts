@@ -92,6 +92,30 @@ describe("defaults", () => {
   });
 });
 
+describe("apps and backups", () => {
+  it("default to the design document's NodePorts, every app enabled, snapshots every 6 hours keeping 10, no S3", () => {
+    const config = build();
+    expect(config.apps.traefik).toMatchObject({ enabled: true, httpNodePort: 30080, httpsNodePort: 30443, dashboardNodePort: 30880 });
+    expect(config.apps.dashboard).toMatchObject({ enabled: true, nodePort: 30090 });
+    expect(config.apps.whoami).toMatchObject({ enabled: true, nodePort: 30081, replicas: 2 });
+    expect(config.apps.uptimeKuma).toMatchObject({ enabled: true, nodePort: 30082, storageGiB: 1 });
+    expect(config.backups).toEqual({ schedule: "0 */6 * * *", retention: 10, s3: undefined });
+  });
+
+  it("accept digests, registries with ports, cron shorthands, no schedule, and an S3 target", () => {
+    const config = build({
+      whoami_image: "registry.lan:5000/traefik/whoami@sha256:" + "a".repeat(64),
+      etcd_snapshot_schedule: "@daily",
+      etcd_s3_endpoint: "minio.lan:9000",
+      etcd_s3_folder: "lab",
+    });
+    expect(config.apps.whoami.image).toContain("@sha256:");
+    expect(config.backups.s3).toEqual({ endpoint: "minio.lan:9000", bucket: "k3s-snapshots", folder: "lab", region: "us-east-1", insecure: false });
+    expect(build({ etcd_snapshot_schedule: "" }).backups.schedule).toBe("");
+    expect(build({ etcd_snapshot_schedule: "15 2,14 * * 1-5" }).backups.schedule).toBe("15 2,14 * * 1-5");
+  });
+});
+
 describe("bad input: one message per problem, naming the key, the value and the fix", () => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
     ["a typo'd key", { worker_cuont: 3 }, /^worker_cuont: unknown key\. Did you mean worker_count\?/],
@@ -131,11 +155,25 @@ describe("bad input: one message per problem, naming the key, the value and the 
     ["a K3s version without the k3s suffix", { k3s_version: "v1.33.5" }, /^k3s_version = "v1\.33\.5": must be a K3s release tag/],
     ["an unknown timezone", { timezone: "Mars/Olympus" }, /^timezone = "Mars\/Olympus": not an IANA timezone/],
     ["a bad cluster name", { cluster_name: "My Cluster" }, /^cluster_name = "My Cluster": must be lower-case/],
+    ["a NodePort outside 30000-32767", { whoami_node_port: 8080 }, /^whoami_node_port = 8080: must be a whole number from 30000 to 32767; Kubernetes gives NodePorts/],
+    ["two apps on one NodePort", { uptime_kuma_node_port: 30081 }, /^uptime_kuma_node_port = 30081: already used by whoami_node_port/],
+    ["an image without a tag", { whoami_image: "traefik/whoami" }, /^whoami_image = "traefik\/whoami": must name an image with a pinned tag or digest/],
+    ["an image tagged latest", { traefik_image: "traefik:latest" }, /^traefik_image = "traefik:latest": must name an image with a pinned tag/],
+    ["a malformed image reference", { dashboard_image: "Headlamp: v1" }, /^dashboard_image = "Headlamp: v1": must name an image/],
+    ["absurd replicas", { whoami_replicas: 0 }, /^whoami_replicas = 0: must be a whole number from 1 to 10/],
+    ["a snapshot schedule that is no cron expression", { etcd_snapshot_schedule: "every 6 hours" }, /^etcd_snapshot_schedule = "every 6 hours": must be a cron expression of five fields/],
+    ["a snapshot retention of 0", { etcd_snapshot_retention: 0 }, /^etcd_snapshot_retention = 0: must be a whole number from 1 to 1000/],
+    ["an S3 endpoint with a scheme", { etcd_s3_endpoint: "https://minio.lan:9000" }, /^etcd_s3_endpoint = "https:\/\/minio\.lan:9000": must be a host name or address with an optional port/],
+    ["a bad bucket name", { etcd_s3_bucket: "My_Bucket" }, /^etcd_s3_bucket = "My_Bucket": must be an S3 bucket name/],
   ];
 
   it.each(cases)("rejects %s", (_, overrides, expected) => {
     const found = problems(overrides);
     expect(found.some((p) => expected.test(p)), `problems were:\n${found.join("\n")}`).toBe(true);
+  });
+
+  it("lets a disabled app keep a NodePort another app uses", () => {
+    expect(build({ whoami_enabled: false, uptime_kuma_node_port: 30081 }).apps.uptimeKuma.nodePort).toBe(30081);
   });
 
   it("reports every problem at once", () => {

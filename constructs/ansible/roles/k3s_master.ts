@@ -78,6 +78,26 @@ export const k3sMaster: Role = {
       description: "Packaged components K3s must not deploy (disable); Traefik is installed by make deploy-apps instead.",
     },
     {
+      name: "k3s_master_snapshot_schedule",
+      type: "str",
+      default: "0 */6 * * *",
+      description: "When K3s saves scheduled etcd snapshots (etcd-snapshot-schedule-cron); an empty string disables them (etcd-disable-snapshots).",
+    },
+    {
+      name: "k3s_master_snapshot_retention",
+      type: "int",
+      default: 10,
+      description: "How many scheduled snapshots each server keeps (etcd-snapshot-retention).",
+    },
+    {
+      name: "k3s_master_etcd_s3",
+      type: "dict",
+      default: {},
+      description:
+        "Off-site snapshot target: endpoint, bucket, folder, region, insecure (etcd-s3-*). The keys are read from K3S_ETCD_S3_ACCESS_KEY and " +
+        "K3S_ETCD_S3_SECRET_KEY in the environment of make provision. Empty: snapshots stay on the servers.",
+    },
+    {
       name: "k3s_master_kubelet_args",
       type: "list",
       elements: "str",
@@ -131,6 +151,18 @@ export const k3sMaster: Role = {
       register: "k3s_master_join_token",
       no_log: true,
       when: JOINER,
+    },
+    {
+      name: "Check that the S3 keys are in the environment",
+      module: "ansible.builtin.assert",
+      args: {
+        that: ["lookup('ansible.builtin.env', 'K3S_ETCD_S3_ACCESS_KEY') | length > 0", "lookup('ansible.builtin.env', 'K3S_ETCD_S3_SECRET_KEY') | length > 0"],
+        fail_msg: folded(`
+          etcd_s3_endpoint is set ({{ k3s_master_etcd_s3.endpoint | default('') }}) but K3S_ETCD_S3_ACCESS_KEY or K3S_ETCD_S3_SECRET_KEY
+          is empty: export both before make provision, or set etcd_s3_endpoint = null.`),
+        quiet: true,
+      },
+      when: "k3s_master_etcd_s3 | length > 0",
     },
     {
       name: "Write the K3s server configuration",

@@ -1,0 +1,162 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { groupVarsValues } from "../../../constructs/ansible/group-vars";
+import { writeGenerated } from "../../../constructs/generate";
+import { manifestFiles } from "../../../constructs/k8s";
+import { testConfig } from "../../helpers";
+import { formatProblems, kubernetesVersion, validateManifestYaml } from "../../k8s/validate";
+
+type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any };
+
+/** The objects of every generated manifest, parsed back from the YAML text, by file. */
+function manifests(overrides: Record<string, unknown> = {}): Map<string, K8sObject[]> {
+  return new Map(
+    manifestFiles(testConfig(overrides)).map((file) => [file.path, parseAllDocuments(file.content).map((doc) => doc.toJS() as K8sObject)]),
+  );
+}
+const all = (files: Map<string, K8sObject[]>) => [...files.values()].flat();
+const find = (objects: K8sObject[], kind: string, name: string) => {
+  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
+  if (!found) throw new Error(`no ${kind} ${name}`);
+  return found;
+};
+
+describe("manifests", () => {
+  it.each([
+    ["every app enabled", {}],
+    ["every app disabled (the removed/ lists)", { traefik_enabled: false, dashboard_enabled: false, whoami_enabled: false, uptime_kuma_enabled: false }],
+  ])(`pass strict validation against the Kubernetes ${kubernetesVersion()} schema: %s`, (_, overrides) => {
+    for (const file of manifestFiles(testConfig(overrides))) {
+      const problems = validateManifestYaml(file.content);
+      expect(problems, `${file.path}:\n${formatProblems(problems)}`).toEqual([]);
+    }
+  });
+
+  it("has one file per app, namespaces first, all applied when every app is enabled", () => {
+    expect([...manifests().keys()]).toEqual([
+      "manifests/00-namespaces.yaml",
+      "manifests/10-traefik.yaml",
+      "manifests/20-headlamp.yaml",
+      "manifests/30-whoami.yaml",
+      "manifests/40-uptime-kuma.yaml",
+    ]);
+    expect(find(all(manifests()), "Namespace", "monitoring")).toBeDefined();
+    expect(find(all(manifests()), "Namespace", "apps")).toBeDefined();
+  });
+
+  it("puts each app in the design document's namespace", () => {
+    const objects = all(manifests());
+    const namespaceOf = (name: string) => find(objects, "Deployment", name).metadata.namespace;
+    expect([namespaceOf("traefik"), namespaceOf("headlamp"), namespaceOf("whoami"), namespaceOf("uptime-kuma")]).toEqual(["kube-system", "monitoring", "apps", "monitoring"]);
+  });
+
+  it("gives every workload a pinned image, requests and limits, probes, a strict security context and the recommended labels", () => {
+    const deployments = all(manifests()).filter((o) => o.kind === "Deployment");
+    expect(deployments).toHaveLength(4);
+    for (const d of deployments) {
+      const pod = d.spec.template.spec;
+      expect(pod.securityContext, d.metadata.name).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+      expect(pod.securityContext.runAsUser).toBeGreaterThan(0);
+      for (const c of pod.containers) {
+        expect(c.image).toMatch(/:[\w][\w.-]*$/);
+        expect(c.image).not.toMatch(/:latest$/);
+        expect(Object.keys(c.resources.requests).sort()).toEqual(["cpu", "memory"]);
+        expect(Object.keys(c.resources.limits).sort()).toEqual(["cpu", "memory"]);
+        const portNames = c.ports.map((p: { name: string }) => p.name);
+        for (const probe of [c.readinessProbe, c.livenessProbe]) expect(portNames).toContain(probe.httpGet.port);
+        expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ["ALL"] } });
+      }
+      const labels = d.metadata.labels!;
+      expect(Object.keys(labels).sort()).toEqual(
+        ["component", "instance", "managed-by", "name", "part-of", "version"].map((k) => `app.kubernetes.io/${k}`),
+      );
+      expect(labels["app.kubernetes.io/version"]).toBe(pod.containers[0].image.split(":").pop());
+      expect(pod.containers[0].image).toBe(
+        { traefik: "traefik:v3.5.3", headlamp: "ghcr.io/headlamp-k8s/headlamp:v0.35.0", whoami: "traefik/whoami:v1.11.0", "uptime-kuma": "louislam/uptime-kuma:1.23.16" }[d.metadata.name],
+      );
+      // The selector matches the pod template, and only on labels that never change.
+      expect(d.spec.template.metadata.labels).toMatchObject(d.spec.selector.matchLabels);
+      expect(Object.keys(d.spec.selector.matchLabels).sort()).toEqual(["app.kubernetes.io/instance", "app.kubernetes.io/name"]);
+    }
+  });
+
+  it("exposes each app on its configured NodePort, through a port the pod declares", () => {
+    const nodePorts = (overrides: Record<string, unknown>) =>
+      Object.fromEntries(
+        all(manifests(overrides))
+          .filter((o) => o.kind === "Service")
+          .flatMap((s) => s.spec.ports.map((p: { name: string; nodePort: number }) => [`${s.metadata.name}/${p.name}`, p.nodePort])),
+      );
+    expect(nodePorts({})).toEqual({ "traefik/web": 30080, "traefik/websecure": 30443, "traefik/traefik": 30880, "headlamp/http": 30090, "whoami/http": 30081, "uptime-kuma/http": 30082 });
+    expect(nodePorts({ whoami_node_port: 31081, traefik_dashboard_node_port: 31880 })).toMatchObject({ "whoami/http": 31081, "traefik/traefik": 31880 });
+    for (const service of all(manifests()).filter((o) => o.kind === "Service")) {
+      const deployment = find(all(manifests()), "Deployment", service.metadata.name);
+      const declared = deployment.spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name);
+      expect(service.spec.type).toBe("NodePort");
+      expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels);
+      for (const port of service.spec.ports) expect(declared).toContain(port.targetPort);
+    }
+  });
+
+  it("makes Traefik's IngressClass the default and routes /whoami to Whoami's service", () => {
+    const objects = all(manifests());
+    const ingressClass = find(objects, "IngressClass", "traefik");
+    expect(ingressClass.metadata.annotations).toEqual({ "ingressclass.kubernetes.io/is-default-class": "true" });
+    expect(ingressClass.spec.controller).toBe("traefik.io/ingress-controller");
+    const args: string[] = find(objects, "Deployment", "traefik").spec.template.spec.containers[0].args;
+    expect(args).toContain("--providers.kubernetesingress=true");
+    const path = find(objects, "Ingress", "whoami").spec.rules[0].http.paths[0];
+    expect(path).toEqual({ path: "/whoami", pathType: "Prefix", backend: { service: { name: "whoami", port: { name: "http" } } } });
+    expect(find(objects, "Deployment", "whoami").spec.replicas).toBe(2);
+  });
+
+  it("keeps Uptime Kuma's data on a local-path claim, one pod at a time", () => {
+    const objects = all(manifests({ uptime_kuma_storage_gib: 5 }));
+    const claim = find(objects, "PersistentVolumeClaim", "uptime-kuma-data");
+    expect(claim.spec).toEqual({ accessModes: ["ReadWriteOnce"], storageClassName: "local-path", resources: { requests: { storage: "5Gi" } } });
+    const deployment = find(objects, "Deployment", "uptime-kuma");
+    expect(deployment.spec.strategy).toEqual({ type: "Recreate" });
+    expect(deployment.spec.template.spec.volumes).toEqual([{ name: "data", persistentVolumeClaim: { claimName: "uptime-kuma-data" } }]);
+  });
+
+  it("gives the dashboard's login account cluster-admin, and the dashboard pod itself no rights", () => {
+    const objects = all(manifests());
+    const binding = find(objects, "ClusterRoleBinding", "headlamp-admin");
+    expect(binding).toMatchObject({ roleRef: { kind: "ClusterRole", name: "cluster-admin" } });
+    expect((binding as any).subjects).toEqual([{ kind: "ServiceAccount", name: "headlamp-admin", namespace: "monitoring" }]);
+    expect(objects.filter((o) => o.kind.endsWith("Binding") && (o as any).subjects.some((s: { name: string }) => s.name === "headlamp"))).toEqual([]);
+  });
+
+  it("lists a disabled app's objects under removed/, for the deploy to delete", () => {
+    const files = manifests({ whoami_enabled: false });
+    expect(files.has("manifests/30-whoami.yaml")).toBe(false);
+    expect(files.get("manifests/removed/30-whoami.yaml")!.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(["Deployment/whoami", "Service/whoami", "Ingress/whoami"]);
+    expect((groupVarsValues(testConfig({ whoami_enabled: false })).k3s_apps_endpoints as string[]).join("\n")).not.toMatch(/Whoami/);
+  });
+
+  it("prints every enabled app's URL at the first master's address", () => {
+    expect(groupVarsValues(testConfig()).k3s_apps_endpoints).toEqual([
+      "Traefik dashboard: http://192.168.1.10:30880/dashboard/ — no login: keep it on your LAN",
+      "Traefik HTTP entry point: http://192.168.1.10:30080/ — routes the Ingresses",
+      "Cluster dashboard (Headlamp): http://192.168.1.10:30090/ — log in with the token `make dashboard-token` prints",
+      "Whoami: http://192.168.1.10:30081/ — no login",
+      "Whoami through Traefik: http://192.168.1.10:30080/whoami — no login",
+      "Uptime Kuma: http://192.168.1.10:30082/ — create the admin account on the first visit",
+    ]);
+  });
+
+  it("synth deletes the manifest of an app that was disabled since the last synth", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "k3spve-manifests-"));
+    const roots = { repo: path.join(root, "repo"), output: path.join(root, "out") };
+    writeGenerated(testConfig(), roots);
+    expect(fs.existsSync(path.join(roots.output, "manifests/30-whoami.yaml"))).toBe(true);
+    writeGenerated(testConfig({ whoami_enabled: false }), roots);
+    expect(fs.readdirSync(path.join(roots.output, "manifests")).sort()).toEqual(["00-namespaces.yaml", "10-traefik.yaml", "20-headlamp.yaml", "40-uptime-kuma.yaml", "removed"]);
+    expect(fs.readdirSync(path.join(roots.output, "manifests/removed"))).toEqual(["30-whoami.yaml"]);
+    writeGenerated(testConfig(), roots);
+    expect(fs.readdirSync(path.join(roots.output, "manifests/removed"))).toEqual([]);
+  });
+});

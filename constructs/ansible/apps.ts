@@ -1,0 +1,68 @@
+/**
+ * The day-2 playbooks around the apps: `apps-deploy.yml` (make deploy-apps) and `dashboard-token.yml`
+ * (make dashboard-token).
+ */
+import { DASHBOARD_LOGIN } from "../k8s";
+import { folded, Play } from "./model";
+
+export const APPS_SOURCE = "constructs/ansible/apps.ts";
+
+export const appsDeployPlays: readonly Play[] = [
+  {
+    name: "Deploy the apps (manifests/) through the Kubernetes API",
+    hosts: "localhost",
+    connection: "local",
+    gather_facts: false,
+    roles: ["k3s_apps"],
+  },
+];
+
+/** How long a dashboard token lives: short, since it is printed on a terminal. */
+export const DASHBOARD_TOKEN_DURATION = "1h";
+
+export const dashboardTokenPlays: readonly Play[] = [
+  {
+    name: `Print a ${DASHBOARD_TOKEN_DURATION} login token for the dashboard`,
+    hosts: "master[0]",
+    gather_facts: false,
+    become: true,
+    tasks: [
+      {
+        // A TokenRequest: the token is made for this request, stored nowhere, and expires by itself.
+        name: `Create a token for the ServiceAccount ${DASHBOARD_LOGIN.namespace}/${DASHBOARD_LOGIN.serviceAccount}`,
+        module: "ansible.builtin.command",
+        args: {
+          argv: [
+            "{{ k3s_binary_install_path | default('/usr/local/bin/k3s') }}",
+            "kubectl",
+            "--namespace",
+            DASHBOARD_LOGIN.namespace,
+            "create",
+            "token",
+            DASHBOARD_LOGIN.serviceAccount,
+            `--duration=${DASHBOARD_TOKEN_DURATION}`,
+          ],
+        },
+        register: "dashboard_token",
+        changed_when: false,
+        no_log: true,
+        failed_when: false,
+      },
+      {
+        name: "Explain a failure",
+        module: "ansible.builtin.fail",
+        args: {
+          msg: folded(`
+            No token: {{ dashboard_token.stderr | default('the command failed') | trim }}.
+            Is the dashboard deployed (dashboard_enabled = true, then make deploy-apps)?`),
+        },
+        when: "dashboard_token.rc != 0",
+      },
+      {
+        name: "Print the token (paste it into the dashboard's login page; it is not stored anywhere)",
+        module: "ansible.builtin.debug",
+        args: { msg: "{{ dashboard_token.stdout }}" },
+      },
+    ],
+  },
+];

@@ -1,0 +1,239 @@
+/**
+ * The apps of `make deploy-apps`, one cdk8s Chart each, from the configuration's `apps` section:
+ * Traefik (ingress controller, default IngressClass), Headlamp (the cluster dashboard: the Kubernetes
+ * Dashboard project was archived in January 2026 and SIG UI points to Headlamp), Whoami and Uptime Kuma.
+ */
+import { App, Chart } from "cdk8s";
+import { k8s } from "cdk8s-plus-34";
+import { Construct } from "constructs";
+import type { ClusterConfig } from "../config";
+import { AppIdentity, appMetadata, WebApp } from "./web-app";
+
+/** Namespaces `make deploy-apps` creates (and never deletes: they may hold the operator's own objects). */
+export const NAMESPACES = { apps: "apps", monitoring: "monitoring" } as const;
+/** The ServiceAccount whose token logs in to the dashboard (`make dashboard-token`). */
+export const DASHBOARD_LOGIN = { namespace: NAMESPACES.monitoring, serviceAccount: "headlamp-admin" } as const;
+/** Path under which Traefik routes to Whoami. */
+export const WHOAMI_PATH = "/whoami";
+
+/** One app: its file under manifests/ and what the deploy prints about it. */
+export interface AppDefinition {
+  /** Stable id: the manifest's file name without `.yaml`, also under manifests/removed/. */
+  readonly id: string;
+  readonly enabled: (config: ClusterConfig) => boolean;
+  readonly build: (scope: Construct, config: ClusterConfig) => void;
+  /** What the operator opens, at `address` (the first master's IP). */
+  readonly endpoints: (config: ClusterConfig, address: string) => readonly Endpoint[];
+}
+
+export interface Endpoint {
+  readonly name: string;
+  readonly url: string;
+  readonly login: string;
+}
+
+/** Every URL the enabled apps answer on. */
+export function appEndpoints(config: ClusterConfig): Endpoint[] {
+  return APPS.filter((app) => app.enabled(config)).flatMap((app) => app.endpoints(config, config.masters[0].ip));
+}
+
+const identity = (config: ClusterConfig, name: string, namespace: string, component: string, image: string): AppIdentity => ({
+  name,
+  namespace,
+  component,
+  image,
+  partOf: config.clusterName,
+});
+
+function namespaces(scope: Construct, config: ClusterConfig): void {
+  for (const name of Object.values(NAMESPACES)) {
+    new k8s.KubeNamespace(scope, name, {
+      metadata: { name, labels: { "app.kubernetes.io/part-of": config.clusterName, "app.kubernetes.io/managed-by": "k3s-proxmox" } },
+    });
+  }
+}
+
+function traefik(scope: Construct, config: ClusterConfig): void {
+  const t = config.apps.traefik;
+  const app = identity(config, "traefik", "kube-system", "ingress-controller", t.image);
+  new k8s.KubeServiceAccount(scope, "service-account", { metadata: appMetadata(app), automountServiceAccountToken: false });
+  new k8s.KubeClusterRole(scope, "cluster-role", {
+    metadata: appMetadata(app, "traefik", false),
+    rules: [
+      { apiGroups: [""], resources: ["services", "secrets", "nodes"], verbs: ["get", "list", "watch"] },
+      { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["list", "watch"] },
+      { apiGroups: ["networking.k8s.io"], resources: ["ingresses", "ingressclasses"], verbs: ["get", "list", "watch"] },
+      { apiGroups: ["networking.k8s.io"], resources: ["ingresses/status"], verbs: ["update"] },
+    ],
+  });
+  new k8s.KubeClusterRoleBinding(scope, "cluster-role-binding", {
+    metadata: appMetadata(app, "traefik", false),
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "traefik" },
+    subjects: [{ kind: "ServiceAccount", name: "traefik", namespace: app.namespace }],
+  });
+  new k8s.KubeIngressClass(scope, "ingress-class", {
+    metadata: { ...appMetadata(app, "traefik", false), annotations: { "ingressclass.kubernetes.io/is-default-class": "true" } },
+    spec: { controller: "traefik.io/ingress-controller" },
+  });
+  new WebApp(scope, "traefik", {
+    ...app,
+    replicas: 1,
+    serviceAccountName: "traefik",
+    apiAccess: true,
+    args: [
+      "--entryPoints.web.address=:8000/tcp",
+      "--entryPoints.websecure.address=:8443/tcp",
+      "--entryPoints.websecure.http.tls=true",
+      "--entryPoints.traefik.address=:8080/tcp",
+      // The dashboard and API on the `traefik` entry point, without login (the design's homelab choice).
+      "--api.dashboard=true",
+      "--api.insecure=true",
+      "--ping=true",
+      "--providers.kubernetesingress=true",
+      "--providers.kubernetesingress.ingressendpoint.publishedservice=kube-system/traefik",
+      "--log.level=INFO",
+      "--global.checknewversion=false",
+      "--global.sendanonymoususage=false",
+    ],
+    ports: [
+      { name: "web", containerPort: 8000, servicePort: 80, nodePort: t.httpNodePort },
+      { name: "websecure", containerPort: 8443, servicePort: 443, nodePort: t.httpsNodePort },
+      { name: "traefik", containerPort: 8080, servicePort: 8080, nodePort: t.dashboardNodePort },
+    ],
+    probe: { path: "/ping", port: "traefik" },
+    resources: { cpu: ["100m", "500m"], memory: ["64Mi", "256Mi"] },
+    security: { user: 65532, group: 65532, readOnlyRootFilesystem: true },
+    volumes: [{ name: "tmp", mountPath: "/tmp" }],
+  });
+}
+
+function headlamp(scope: Construct, config: ClusterConfig): void {
+  const d = config.apps.dashboard;
+  const app = identity(config, "headlamp", NAMESPACES.monitoring, "dashboard", d.image);
+  // The pod's own account has no rights: each user logs in with a token, and sees what that token may see.
+  new k8s.KubeServiceAccount(scope, "service-account", { metadata: appMetadata(app), automountServiceAccountToken: true });
+  const login = { ...app, name: DASHBOARD_LOGIN.serviceAccount };
+  new k8s.KubeServiceAccount(scope, "login-account", { metadata: appMetadata(login), automountServiceAccountToken: false });
+  new k8s.KubeClusterRoleBinding(scope, "login-binding", {
+    metadata: appMetadata(login, DASHBOARD_LOGIN.serviceAccount, false),
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+    subjects: [{ kind: "ServiceAccount", name: DASHBOARD_LOGIN.serviceAccount, namespace: DASHBOARD_LOGIN.namespace }],
+  });
+  new WebApp(scope, "headlamp", {
+    ...app,
+    replicas: 1,
+    serviceAccountName: "headlamp",
+    apiAccess: true,
+    args: ["-in-cluster", "-plugins-dir=/headlamp/plugins"],
+    ports: [{ name: "http", containerPort: 4466, servicePort: 80, nodePort: d.nodePort }],
+    probe: { path: "/", port: "http" },
+    resources: { cpu: ["50m", "500m"], memory: ["64Mi", "256Mi"] },
+    security: { user: 100, group: 101, readOnlyRootFilesystem: true },
+    volumes: [
+      { name: "tmp", mountPath: "/tmp" },
+      { name: "config", mountPath: "/home/headlamp/.config" },
+    ],
+  });
+}
+
+function whoami(scope: Construct, config: ClusterConfig): void {
+  const w = config.apps.whoami;
+  const app = identity(config, "whoami", NAMESPACES.apps, "web", w.image);
+  const web = new WebApp(scope, "whoami", {
+    ...app,
+    replicas: w.replicas,
+    // An unprivileged port: the image is a single static binary, run as nobody.
+    args: ["--port", "8080"],
+    ports: [{ name: "http", containerPort: 8080, servicePort: 80, nodePort: w.nodePort }],
+    probe: { path: "/health", port: "http" },
+    resources: { cpu: ["10m", "100m"], memory: ["16Mi", "64Mi"] },
+    security: { user: 65534, group: 65534, readOnlyRootFilesystem: true },
+  });
+  new k8s.KubeIngress(scope, "ingress", {
+    metadata: appMetadata(app),
+    spec: {
+      // No ingressClassName: the default IngressClass (Traefik's) takes it.
+      rules: [
+        {
+          http: {
+            paths: [
+              {
+                path: WHOAMI_PATH,
+                pathType: "Prefix",
+                backend: { service: { name: web.service.name, port: { name: "http" } } },
+              },
+            ],
+          },
+        },
+      ],
+    },
+  });
+}
+
+function uptimeKuma(scope: Construct, config: ClusterConfig): void {
+  const u = config.apps.uptimeKuma;
+  const app = identity(config, "uptime-kuma", NAMESPACES.monitoring, "monitoring", u.image);
+  new k8s.KubePersistentVolumeClaim(scope, "data", {
+    metadata: appMetadata(app, "uptime-kuma-data"),
+    spec: {
+      accessModes: ["ReadWriteOnce"],
+      storageClassName: "local-path",
+      resources: { requests: { storage: k8s.Quantity.fromString(`${u.storageGiB}Gi`) } },
+    },
+  });
+  new WebApp(scope, "uptime-kuma", {
+    ...app,
+    replicas: 1,
+    recreate: true,
+    // Its SQLite database lives on the volume; the image writes nothing else it needs to keep.
+    env: { DATA_DIR: "/app/data/" },
+    ports: [{ name: "http", containerPort: 3001, servicePort: 80, nodePort: u.nodePort }],
+    probe: { path: "/", port: "http", startupSeconds: 180 },
+    resources: { cpu: ["100m", "1"], memory: ["128Mi", "512Mi"] },
+    // Node.js and its setup write below /app and /tmp: the root file system stays writable, the user is not root.
+    security: { user: 1000, group: 1000, fsGroup: 1000, readOnlyRootFilesystem: false },
+    volumes: [{ name: "data", mountPath: "/app/data", claim: "uptime-kuma-data" }],
+  });
+}
+
+/** Every app, in the order they are applied. The namespaces come first and are always present. */
+export const APPS: readonly AppDefinition[] = [
+  { id: "00-namespaces", enabled: () => true, build: namespaces, endpoints: () => [] },
+  {
+    id: "10-traefik",
+    enabled: (c) => c.apps.traefik.enabled,
+    build: traefik,
+    endpoints: (c, address) => [
+      { name: "Traefik dashboard", url: `http://${address}:${c.apps.traefik.dashboardNodePort}/dashboard/`, login: "no login: keep it on your LAN" },
+      { name: "Traefik HTTP entry point", url: `http://${address}:${c.apps.traefik.httpNodePort}/`, login: "routes the Ingresses" },
+    ],
+  },
+  {
+    id: "20-headlamp",
+    enabled: (c) => c.apps.dashboard.enabled,
+    build: headlamp,
+    endpoints: (c, address) => [{ name: "Cluster dashboard (Headlamp)", url: `http://${address}:${c.apps.dashboard.nodePort}/`, login: "log in with the token `make dashboard-token` prints" }],
+  },
+  {
+    id: "30-whoami",
+    enabled: (c) => c.apps.whoami.enabled,
+    build: whoami,
+    endpoints: (c, address) => [
+      { name: "Whoami", url: `http://${address}:${c.apps.whoami.nodePort}/`, login: "no login" },
+      ...(c.apps.traefik.enabled ? [{ name: "Whoami through Traefik", url: `http://${address}:${c.apps.traefik.httpNodePort}${WHOAMI_PATH}`, login: "no login" }] : []),
+    ],
+  },
+  {
+    id: "40-uptime-kuma",
+    enabled: (c) => c.apps.uptimeKuma.enabled,
+    build: uptimeKuma,
+    endpoints: (c, address) => [{ name: "Uptime Kuma", url: `http://${address}:${c.apps.uptimeKuma.nodePort}/`, login: "create the admin account on the first visit" }],
+  },
+];
+
+/** The Kubernetes objects of one app, as plain JSON, in the order they are written. */
+export function appObjects(app: AppDefinition, config: ClusterConfig): Record<string, unknown>[] {
+  const chart = new Chart(new App(), app.id, { disableResourceNameHashes: true });
+  app.build(chart, config);
+  return chart.toJson();
+}
