@@ -30,8 +30,12 @@ endif
 INVENTORY ?= ansible/inventory/hosts.ini
 # Extra arguments for ansible-playbook, e.g. ANSIBLE_ARGS="--limit k3s-worker-3 -e @airgap.yml".
 ANSIBLE_ARGS ?=
+# CONFIRM=yes answers the question restore, reset and the removal of nodes ask (needed without a terminal).
+CONFIRM ?=
+# Where make backup puts the snapshots (not committed).
+BACKUP_DIR ?= backups
 
-.PHONY: help setup synth diff apply destroy provision deploy-apps dashboard-token test unit lint tf-test docs e2e
+.PHONY: help setup synth diff apply destroy provision deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs e2e
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,18 +53,20 @@ synth: ## Synthesize the Terraform JSON (cdktf.out/) and regenerate ansible/ fro
 diff: synth ## Show what apply would change (terraform plan)
 	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) plan -input=false
 
-apply: synth ## Create or update the VMs and write ansible/inventory/hosts.ini
+apply: synth ## Create or update the VMs and write ansible/inventory/hosts.ini (nodes being removed are drained first)
+	@if [ -f "$(INVENTORY)" ]; then $(MAKE) --no-print-directory remove-nodes; fi
 	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) apply -input=false
 
 destroy: synth ## Destroy the VMs (asks for confirmation)
 	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) destroy -input=false
 
 # ansible-playbook with the project's venv and ansible.cfg, after checking the inventory and its group_vars exist.
+# $(1): the playbook; $(2): its own extra arguments.
 define playbook
 	@[ -f "$(INVENTORY)" ] || { echo "$@: no inventory at $(INVENTORY): run 'make apply' first (it writes it), or pass INVENTORY=<path>" >&2; exit 1; }
 	@[ -f "$(dir $(INVENTORY))group_vars/all.yml" ] || { echo "$@: no $(dir $(INVENTORY))group_vars/all.yml: run 'make synth' (apply runs it)" >&2; exit 1; }
 	PATH="$$(bash scripts/setup-python.sh):$$PATH" ANSIBLE_CONFIG=ansible/ansible.cfg \
-	  ansible-playbook -i "$(INVENTORY)" ansible/$(1) $(ANSIBLE_ARGS)
+	  ansible-playbook -i "$(INVENTORY)" ansible/$(1) $(2) $(ANSIBLE_ARGS)
 endef
 
 provision: ## Prepare the nodes and install K3s with Ansible (site.yml); writes ./kubeconfig
@@ -71,6 +77,19 @@ deploy-apps: ## Deploy Traefik, the dashboard, Whoami and Uptime Kuma (manifests
 
 dashboard-token: ## Print a 1-hour login token for the dashboard (stored nowhere)
 	@$(call playbook,dashboard-token.yml)
+
+backup: ## Save an etcd snapshot on the master and copy it to backups/ (BACKUP_DIR=…)
+	$(call playbook,backup.yml,-e backup_dir="$(abspath $(BACKUP_DIR))")
+
+restore: ## Restore the cluster from a snapshot: make restore SNAPSHOT=backups/<file> [CONFIRM=yes]
+	@[ -n "$(SNAPSHOT)" ] || { echo "restore: name the snapshot: make restore SNAPSHOT=backups/<file> (make backup writes them there)" >&2; exit 2; }
+	$(call playbook,restore.yml,-e restore_snapshot="$(abspath $(SNAPSHOT))" -e confirm="$(CONFIRM)")
+
+remove-nodes: ## Drain and delete from Kubernetes the nodes terraform.tfvars no longer lists (make apply runs it)
+	$(call playbook,remove-nodes.yml,-e confirm="$(CONFIRM)")
+
+reset: ## Uninstall K3s from every node (asks first; CONFIRM=yes), so make provision starts clean
+	$(call playbook,reset.yml,-e confirm="$(CONFIRM)")
 
 test: unit lint tf-test ## Run every offline test: unit, lint, tofu validate + tofu test
 

@@ -4,6 +4,7 @@
 # for the Proxmox VMs (only Proxmox itself is absent); Ansible reaches them exactly as it reaches the VMs.
 #
 #   e2e/hosts.sh up NAME=IP [NAME=IP ...]   create what is missing and boot the hosts; wait for SSH
+#   e2e/hosts.sh remove NAME...             power off and delete some hosts (a destroyed VM); the rest keep running
 #   e2e/hosts.sh down                       stop every host, remove everything `up` created, verify it
 #   e2e/hosts.sh status                     one line per host
 #   e2e/hosts.sh rootfs                     only build (or check) the cached rootfs
@@ -63,7 +64,7 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 T0="$(now)"
 
-usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # --- preconditions -----------------------------------------------------------------------------------
 need_root() {
@@ -760,6 +761,22 @@ cmd_down() {
   log "  kept on purpose: logs in $RUN/logs/ and the cached rootfs $ROOTFS"
 }
 
+cmd_remove() {
+  [ "$#" -gt 0 ] || die "usage: $0 remove NAME..."
+  need_root
+  local name
+  for name in "$@"; do
+    [ -n "$(host_ip "$name")" ] || die "$name is not a host of this run ($RUN/hosts.list)"
+    stop_host "$name"
+    remove_host "$name"
+    awk -v n="$name" '$1 != n' "$RUN/hosts.list" >"$RUN/hosts.list.tmp"
+    mv "$RUN/hosts.list.tmp" "$RUN/hosts.list"
+    log "$name: removed"
+  done
+  cat "$RUN"/hosts/*/known_hosts >"$RUN/known_hosts" 2>/dev/null || true
+  write_outputs
+}
+
 cmd_ssh() {
   [ "$#" -ge 1 ] || die "usage: $0 ssh NAME [COMMAND...]"
   local name="$1" ip; shift
@@ -771,6 +788,7 @@ cmd_ssh() {
 
 case "${1:-}" in
   up) shift; cmd_up "$@" ;;
+  remove) shift; cmd_remove "$@" ;;
   down) shift; cmd_down ;;
   status) shift; cmd_status ;;
   rootfs) shift; need_root; ensure_tools; ensure_rootfs ;;

@@ -100,10 +100,12 @@ ln -sf "$K3S_DIR/k3s" "$RUN/bin/kubectl" # the K3s binary is kubectl when called
 export PATH="$RUN/bin:$VENV_BIN:$PATH" KUBECONFIG="$RUN/kubeconfig"
 echo "K3s $K3S_VERSION from $K3S_DIR"
 
+INVENTORY="$RUN/ansible/inventory/hosts.ini"
 [ -f "$RUN/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C k3spve-e2e -f "$RUN/id_ed25519"
-# configure WORKERS [TFVARS_LINE...]: the operator's steps up to the inventory — write terraform.tfvars, make
-# synth (Terraform JSON, group_vars, manifests/ into $RUN), and a real `tofu apply` of the inventory file.
-configure() {
+# synthesize WORKERS [TFVARS_LINE...]: write terraform.tfvars and make synth (Terraform JSON, group_vars and
+# manifests/ into $RUN); apply_inventory: a real `tofu apply` of the inventory file; configure: both, the
+# operator's steps up to the inventory.
+synthesize() {
   local workers="$1"
   shift
   cat >"$RUN/terraform.tfvars" <<EOF
@@ -123,6 +125,8 @@ EOF
   rm -rf "$RUN/cdktf.out" # a previous run from another checkout left its backend path in .terraform/
   TFVARS="$RUN/terraform.tfvars" K3SPVE_OUTPUT_DIR="$RUN" npx --no-install cdktn synth --output "$RUN/cdktf.out" >"$RUN/synth.log" 2>&1 \
     || { cat "$RUN/synth.log" >&2; die "synth failed"; }
+}
+apply_inventory() {
   (
     cd "$RUN/cdktf.out/stacks/k3s"
     export TF_CLI_CONFIG_FILE="${K3SPVE_CACHE:-$HOME/.cache/k3s-proxmox}/tools/tofurc" CHECKPOINT_DISABLE=1
@@ -132,12 +136,13 @@ EOF
       -var "output_dir=$RUN" >"$RUN/tofu-apply.log" 2>&1 || { cat "$RUN/tofu-apply.log" >&2; exit 1; }
   ) || die "tofu apply of the inventory failed"
 }
+configure() { synthesize "$@" && apply_inventory; }
+inventory_hosts() { awk '/ansible_host=/ { sub("ansible_host=", "", $2); print $1 "=" $2 }' "$INVENTORY"; }
 
 step "configuration: $RUN/terraform.tfvars (1 master, $WORKERS workers on $E2E_SUBNET), make synth, tofu apply of the inventory"
 configure "$WORKERS"
-INVENTORY="$RUN/ansible/inventory/hosts.ini"
 cat "$INVENTORY"
-mapfile -t HOSTS < <(awk '/ansible_host=/ { sub("ansible_host=", "", $2); print $1 "=" $2 }' "$INVENTORY")
+mapfile -t HOSTS < <(inventory_hosts)
 MASTER="${HOSTS[0]%%=*}"
 MASTER_IP="${HOSTS[0]#*=}"
 
@@ -149,11 +154,12 @@ bash e2e/hosts.sh up "${HOSTS[@]}"
 # Test hosts only: this runner's processes lack CAP_SYS_RESOURCE, so nothing may lower its OOM score and runc
 # fails every pod sandbox ("failed to update /proc/self/oom_score_adj"). containerd's restrict_oom_score_adj,
 # imported through K3s's own config-template mechanism, makes it clamp the score instead. VMs do not need it.
-for entry in "${HOSTS[@]}"; do
-  on "${entry%%=*}" 'sudo install -d -m 0755 /var/lib/rancher/k3s/agent/etc/containerd && cd /var/lib/rancher/k3s/agent/etc/containerd &&
+test_host_quirks() { # test_host_quirks NAME
+  on "$1" 'sudo install -d -m 0755 /var/lib/rancher/k3s/agent/etc/containerd && cd /var/lib/rancher/k3s/agent/etc/containerd &&
     printf "%s\n" "version = 3" "[plugins.\"io.containerd.cri.v1.runtime\"]" "  restrict_oom_score_adj = true" | sudo tee test-host-oom.toml >/dev/null &&
     printf "%s\n" "imports = [\"/var/lib/rancher/k3s/agent/etc/containerd/test-host-oom.toml\"]" "{{ template \"base\" . }}" | sudo tee config-v3.toml.tmpl >/dev/null'
-done
+}
+for entry in "${HOSTS[@]}"; do test_host_quirks "${entry%%=*}"; done
 
 # The air-gap path an operator without internet uses: the binary and images from a local folder.
 cat >"$RUN/airgap.yml" <<EOF
@@ -181,7 +187,9 @@ recap_unchanged() { # every host: changed=0 failed=0 unreachable=0
 }
 
 step "make provision (first run)"
+t0=$SECONDS
 provision "$RUN/provision-1.log" || { tail -40 "$RUN/provision-1.log"; die "the first provision failed"; }
+FIRST_PROVISION_SECONDS=$((SECONDS - t0))
 step "make provision again: must change nothing"
 provision "$RUN/provision-2.log" || true
 check "second provision reports changed=0 on every host" recap_unchanged "$RUN/provision-2.log"
@@ -194,7 +202,7 @@ for entry in "${HOSTS[@]}"; do
   check "$host: hostname is its inventory name" test "$(on "$host" hostname)" = "$host"
   check "$host: timezone Europe/Warsaw" test "$(on "$host" timedatectl show -p Timezone --value)" = Europe/Warsaw
   check "$host: packages vim, htop, curl installed" on "$host" dpkg-query -W vim htop curl
-  check "$host: /etc/hosts names every node" on "$host" "for h in ${HOSTS[*]%%=*}; do grep -q \"\\b\$h\\b\" /etc/hosts || exit 1; done"
+  check "$host: /etc/hosts names the master and the node itself" on "$host" "grep -q '\\b$MASTER\\b' /etc/hosts && grep -q '\\b$host\\b' /etc/hosts"
   check "$host: no active swap, none in fstab" on "$host" '[ -z "$(swapon --noheadings)" ] && ! grep -Eq "^[^#].*\bswap\b" /etc/fstab'
   check "$host: net.ipv4.ip_forward = 1" test "$(on "$host" cat /proc/sys/net/ipv4/ip_forward)" = 1
   check "$host: bridge-nf-call-iptables = 1" test "$(on "$host" cat /proc/sys/net/bridge/bridge-nf-call-iptables)" = 1
@@ -247,6 +255,9 @@ check "echo pod (locally built image) rolls out on a worker" kubectl rollout sta
 kubectl get pods -o wide || true
 WORKER_IP="${HOSTS[1]#*=}"
 check "NodePort $ECHO_PORT answers from the runner ($WORKER_IP)" retry 30 2 curl -fsS --max-time 3 "http://$WORKER_IP:$ECHO_PORT/e2e"
+
+# Kept for the log check at the end (make reset removes it from the hosts).
+K3S_TOKEN="$(on "$MASTER" sudo cat /var/lib/rancher/k3s/server/token)"
 
 step "make deploy-apps: the generated manifests on the real API server"
 MANIFESTS="$RUN/manifests"
@@ -320,12 +331,122 @@ configure "$WORKERS"
 deploy_apps "$RUN/deploy-apps-4.log" >/dev/null || tail -30 "$RUN/deploy-apps-4.log"
 check "enabled again, Whoami is back" kubectl get deployment -n apps whoami -o name
 
-step "secrets"
-TOKEN="$(on "$MASTER" sudo cat /var/lib/rancher/k3s/server/token)"
-check "the K3s token appears in no log" bash -c '! grep -rqF -- "$1" "$2"/*.log' _ "$TOKEN" "$RUN"
-check "the dashboard token appears in no log" bash -c '! grep -rqF -- "$1" "$2"/*.log' _ "$DASHBOARD_TOKEN" "$RUN"
-unset TOKEN DASHBOARD_TOKEN
+# make_logged LOG TARGET [ARGS...]: a make target on the e2e inventory, without a terminal, output in LOG.
+make_logged() {
+  local log="$1"
+  shift
+  make --no-print-directory "$@" INVENTORY="$INVENTORY" >"$log" 2>&1 </dev/null
+}
+# refused LOG PATTERN TARGET [ARGS...]: the target fails and its log says why.
+refused() {
+  local log="$1" pattern="$2"
+  shift 2
+  ! make_logged "$log" "$@" && grep -q -- "$pattern" "$log"
+}
 
+step "make backup, then make restore: an etcd snapshot round trip"
+BACKUPS="$RUN/backups"
+rm -rf "$BACKUPS"
+RESTORE_VALUE="restored-$RANDOM$RANDOM"
+kubectl delete configmap e2e-restore -n default --ignore-not-found >/dev/null
+kubectl create configmap e2e-restore -n default --from-literal=value="$RESTORE_VALUE" >/dev/null
+t0=$SECONDS
+make_logged "$RUN/backup.log" backup BACKUP_DIR="$BACKUPS" || tail -30 "$RUN/backup.log"
+BACKUP_SECONDS=$((SECONDS - t0))
+SNAPSHOT="$(find "$BACKUPS" -name 'k3spve-*' -type f 2>/dev/null | head -1)"
+check "make backup copies a snapshot to the runner (${BACKUP_SECONDS}s): $(basename "${SNAPSHOT:-none}")" test -s "$SNAPSHOT"
+check "the copy is readable by its owner only" test "$(stat -c %a "$SNAPSHOT" 2>/dev/null)" = 600
+kubectl delete configmap e2e-restore -n default >/dev/null
+k3s_started_at() { on "$MASTER" systemctl show -p ActiveEnterTimestampMonotonic --value k3s; }
+STARTED="$(k3s_started_at)"
+cp "$SNAPSHOT" "$RUN/corrupt-snapshot"
+printf 'XXXX' | dd of="$RUN/corrupt-snapshot" bs=1 seek=$(($(stat -c %s "$SNAPSHOT") / 2)) conv=notrunc status=none
+check "a corrupt snapshot is refused" refused "$RUN/restore-corrupt.log" "is not a usable etcd snapshot: its SHA-256 does not match" \
+  restore SNAPSHOT="$RUN/corrupt-snapshot" CONFIRM=yes
+check "a missing snapshot is refused" refused "$RUN/restore-missing.log" "is not a usable etcd snapshot: it does not exist" \
+  restore SNAPSHOT="$RUN/no-such-snapshot" CONFIRM=yes
+check "without CONFIRM=yes (and no terminal) restore refuses" refused "$RUN/restore-unconfirmed.log" "Not confirmed, nothing was changed" \
+  restore SNAPSHOT="$SNAPSHOT"
+check "after the refusals K3s on the master was never restarted" test "$(k3s_started_at)" = "$STARTED"
+check "... and the deleted ConfigMap is still gone" bash -c '! kubectl get configmap e2e-restore -n default >/dev/null 2>&1'
+t0=$SECONDS
+make_logged "$RUN/restore.log" restore SNAPSHOT="$SNAPSHOT" CONFIRM=yes || tail -30 "$RUN/restore.log"
+RESTORE_SECONDS=$((SECONDS - t0))
+check "make restore succeeds (${RESTORE_SECONDS}s)" grep -Eq "^$MASTER +: ok=[0-9]+ +changed=[1-9][0-9]* .*failed=0" "$RUN/restore.log"
+check "the ConfigMap is back with its value" test "$(kubectl get configmap e2e-restore -n default -o jsonpath='{.data.value}')" = "$RESTORE_VALUE"
+check "${#HOSTS[@]}/${#HOSTS[@]} nodes Ready after the restore" retry 60 5 all_ready
+check "the echo Deployment is available again" kubectl rollout status deployment/echo --timeout=180s
+
+step "scaling up: worker_count $WORKERS -> $((WORKERS + 1)); only the new node may change"
+ECHO_POD="$(kubectl get pods -l app.kubernetes.io/name=echo -o jsonpath='{.items[0].metadata.uid} {.items[0].status.containerStatuses[0].restartCount}')"
+configure "$((WORKERS + 1))"
+mapfile -t HOSTS < <(inventory_hosts)
+NEW_HOST="${HOSTS[${#HOSTS[@]} - 1]%%=*}"
+bash e2e/hosts.sh up "${HOSTS[@]}"
+test_host_quirks "$NEW_HOST"
+t0=$SECONDS
+provision "$RUN/provision-scale-up.log" || true
+JOIN_SECONDS=$((SECONDS - t0))
+only_new_changed() { # every existing host changed=0, the new one changed>0, no failure
+  awk -v new="$NEW_HOST" '/PLAY RECAP/ { r = 1; next }
+    r && /ok=/ { if ($0 !~ /failed=0 / || $0 !~ /unreachable=0 /) bad++
+                 else if ($1 == new) { if ($0 ~ /changed=0 /) bad++; seen++ }
+                 else if ($1 != "localhost" && $0 !~ /changed=0 /) bad++ }
+    END { exit !(seen == 1 && bad == 0) }' "$1"
+}
+check "make provision changed only $NEW_HOST (${JOIN_SECONDS}s)" only_new_changed "$RUN/provision-scale-up.log"
+check "${#HOSTS[@]}/${#HOSTS[@]} nodes Ready, $NEW_HOST among them" retry 60 5 all_ready
+check "the echo pod kept running: same pod, no restart" \
+  test "$(kubectl get pods -l app.kubernetes.io/name=echo -o jsonpath='{.items[0].metadata.uid} {.items[0].status.containerStatuses[0].restartCount}')" = "$ECHO_POD"
+
+step "scaling down: worker_count back to $WORKERS; the node is drained and deleted before its host goes"
+synthesize "$WORKERS" # group_vars now list the nodes to keep; the inventory still has $NEW_HOST, as before make apply
+# Something to evict: the echo pod, moved onto the node that goes (preferred, so it may move away again).
+kubectl patch deployment echo --type=merge -p "{\"spec\":{\"template\":{\"spec\":{\"affinity\":{\"nodeAffinity\":{\"preferredDuringSchedulingIgnoredDuringExecution\":
+  [{\"weight\":100,\"preference\":{\"matchExpressions\":[{\"key\":\"kubernetes.io/hostname\",\"operator\":\"In\",\"values\":[\"$NEW_HOST\"]}]}}]}}}}}}" >/dev/null
+kubectl rollout status deployment/echo --timeout=180s >/dev/null || true
+echo_only_on() { test "$(kubectl get pods -l app.kubernetes.io/name=echo -o jsonpath='{.items[*].spec.nodeName}')" = "$1"; }
+check "the echo pod runs on $NEW_HOST before the removal" retry 30 2 echo_only_on "$NEW_HOST"
+check "without CONFIRM=yes (and no terminal) remove-nodes refuses" refused "$RUN/remove-unconfirmed.log" "Not confirmed" remove-nodes
+make_logged "$RUN/remove-nodes.log" remove-nodes CONFIRM=yes || tail -30 "$RUN/remove-nodes.log"
+check "make remove-nodes drained $NEW_HOST" grep -q "node/$NEW_HOST drained" "$RUN/remove-nodes.log"
+check "... and deleted it from Kubernetes" bash -c '! kubectl get node "$1" >/dev/null 2>&1' _ "$NEW_HOST"
+check "... while its host was still running (the VM is destroyed after)" bash -c 'bash e2e/hosts.sh status 2>&1 | grep -E "^$1 .* running"' _ "$NEW_HOST"
+check "no pod is left bound to $NEW_HOST" test -z "$(kubectl get pods -A --field-selector "spec.nodeName=$NEW_HOST" -o name)"
+check "the evicted echo pod runs again elsewhere" kubectl rollout status deployment/echo --timeout=180s
+apply_inventory
+mapfile -t HOSTS < <(inventory_hosts)
+bash e2e/hosts.sh remove "$NEW_HOST"
+check "the inventory lists ${#HOSTS[@]} hosts again" test "${#HOSTS[@]}" = $((WORKERS + 1))
+check "${#HOSTS[@]}/${#HOSTS[@]} nodes Ready" retry 60 5 all_ready
+make_logged "$RUN/remove-nodes-2.log" remove-nodes CONFIRM=yes || true
+check "remove-nodes with nothing to remove changes nothing" recap_unchanged "$RUN/remove-nodes-2.log"
+
+step "make reset: K3s leaves every node, and make provision starts clean"
+check "without CONFIRM=yes (and no terminal) reset refuses" refused "$RUN/reset-unconfirmed.log" "Not confirmed" reset
+check "... and K3s still answers" bash -c "kubectl get --raw /readyz | grep -qx ok"
+make_logged "$RUN/reset.log" reset CONFIRM=yes || tail -30 "$RUN/reset.log"
+sed -n '/PLAY RECAP/,$p' "$RUN/reset.log"
+no_k3s_process() { [ -z "$(on "$1" ps -eo comm= | grep -E '^(k3s|containerd)')" ]; }
+for entry in "${HOSTS[@]}"; do
+  host="${entry%%=*}"
+  check "$host: no K3s or containerd process" no_k3s_process "$host"
+  check "$host: no k3s or k3s-agent unit" on "$host" '! systemctl cat k3s k3s-agent >/dev/null 2>&1 && [ ! -e /etc/systemd/system/k3s.service ] && [ ! -e /etc/systemd/system/k3s-agent.service ]'
+  check "$host: no K3s data, configuration or binary" on "$host" '[ ! -e /var/lib/rancher/k3s ] && [ ! -e /etc/rancher/k3s ] && [ ! -e /usr/local/bin/k3s ] && [ ! -e /var/lib/kubelet ]'
+  check "$host: no cni0 or flannel.1 interface" on "$host" '! ip link show cni0 >/dev/null 2>&1 && ! ip link show flannel.1 >/dev/null 2>&1'
+done
+make_logged "$RUN/reset-2.log" reset CONFIRM=yes || true
+check "a second make reset changes nothing" recap_unchanged "$RUN/reset-2.log"
+for entry in "${HOSTS[@]}"; do test_host_quirks "${entry%%=*}"; done
+provision "$RUN/provision-after-reset.log" || tail -30 "$RUN/provision-after-reset.log"
+check "make provision after the reset: ${#HOSTS[@]}/${#HOSTS[@]} nodes Ready" retry 60 5 all_ready
+
+step "secrets"
+check "the K3s token appears in no log" bash -c '! grep -rqF -- "$1" "$2"/*.log' _ "$K3S_TOKEN" "$RUN"
+check "the dashboard token appears in no log" bash -c '! grep -rqF -- "$1" "$2"/*.log' _ "$DASHBOARD_TOKEN" "$RUN"
+unset K3S_TOKEN DASHBOARD_TOKEN
+
+echo "timings: first provision ${FIRST_PROVISION_SECONDS}s, backup ${BACKUP_SECONDS}s, restore ${RESTORE_SECONDS}s, worker join (make provision with a new worker) ${JOIN_SECONDS}s"
 step "done in $((SECONDS - START))s"
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

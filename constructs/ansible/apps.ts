@@ -4,6 +4,7 @@
  */
 import { DASHBOARD_LOGIN } from "../k8s";
 import { folded, Play } from "./model";
+import { K3S } from "./roles/k3s_binary";
 
 export const APPS_SOURCE = "constructs/ansible/apps.ts";
 
@@ -33,7 +34,7 @@ export const dashboardTokenPlays: readonly Play[] = [
         module: "ansible.builtin.command",
         args: {
           argv: [
-            "{{ k3s_binary_install_path | default('/usr/local/bin/k3s') }}",
+            K3S,
             "kubectl",
             "--namespace",
             DASHBOARD_LOGIN.namespace,

@@ -10,6 +10,11 @@ import { yamlFile, wrap } from "./render";
 
 export const GROUP_VARS_SOURCE = "constructs/ansible/group-vars.ts";
 
+/** Variables read by playbooks rather than roles. */
+const PLAYBOOK_VARIABLES: Readonly<Record<string, string>> = {
+  cluster_nodes: "Every node terraform.tfvars lists; remove-nodes.yml drains and deletes the inventory's other nodes.",
+};
+
 /** The values: every one comes from the configuration, none is typed here. */
 export function groupVarsValues(config: ClusterConfig): Record<string, unknown> {
   const apiAddress = config.masters[0].ip;
@@ -24,13 +29,17 @@ export function groupVarsValues(config: ClusterConfig): Record<string, unknown> 
     k3s_master_snapshot_retention: config.backups.retention,
     k3s_master_etcd_s3: config.backups.s3 ?? {},
     k3s_worker_server_url: `https://${apiAddress}:6443`,
+    cluster_nodes: [...config.masters, ...config.workers].map((node) => node.name),
     k3s_apps_endpoints: appEndpoints(config).map((e) => `${e.name}: ${e.url} — ${e.login}`),
   };
 }
 
 export function groupVarsFile(config: ClusterConfig, roles: readonly Role[]): string {
   const values = groupVarsValues(config);
-  const descriptions = new Map(roles.flatMap((role) => role.variables.map((v) => [v.name, v.description] as const)));
+  const descriptions = new Map([
+    ...roles.flatMap((role) => role.variables.map((v) => [v.name, v.description] as const)),
+    ...Object.entries(PLAYBOOK_VARIABLES),
+  ]);
   const comments = Object.fromEntries(
     Object.keys(values).map((name) => {
       const description = descriptions.get(name);

@@ -12,6 +12,7 @@ import type { ClusterConfig } from "../config";
 import type { GeneratedFile } from "../generate";
 import { ansibleCfg } from "./ansible-cfg";
 import { APPS_SOURCE, appsDeployPlays, dashboardTokenPlays } from "./apps";
+import { backupPlays, DAY2_SOURCE, removeNodesPlays, resetPlays, restorePlays } from "./day2";
 import { groupVarsFile } from "./group-vars";
 import { Role } from "./model";
 import { argumentSpecsFile, defaultsFile, metaFile, playbookFile, taskFile, varsFile } from "./render";
@@ -51,6 +52,16 @@ export function roleFiles(role: Role): GeneratedFile[] {
   return files;
 }
 
+/** The project's own modules, copied verbatim into ansible/library/ (found there by the playbooks beside it). */
+export function libraryFiles(): GeneratedFile[] {
+  const dir = path.join(__dirname, "library");
+  return fs
+    .readdirSync(dir)
+    .filter((name) => name.endsWith(".py"))
+    .sort()
+    .map((name) => ({ path: `${ANSIBLE_DIR}/library/${name}`, content: fs.readFileSync(path.join(dir, name), "utf8"), configDependent: false }));
+}
+
 /** Every generated Ansible file for this configuration. */
 export function ansibleFiles(config: ClusterConfig): GeneratedFile[] {
   return [
@@ -70,6 +81,15 @@ export function ansibleFiles(config: ClusterConfig): GeneratedFile[] {
       content: playbookFile(APPS_SOURCE, dashboardTokenPlays, "make dashboard-token: a short-lived login token for the dashboard, printed once."),
       configDependent: false,
     },
+    ...(
+      [
+        ["backup.yml", backupPlays, "make backup: an etcd snapshot on the first server, copied to backups/ on this machine."],
+        ["restore.yml", restorePlays, "make restore SNAPSHOT=<file>: the cluster reset to an etcd snapshot (K3s's disaster-recovery flow)."],
+        ["remove-nodes.yml", removeNodesPlays, "make remove-nodes (run by make apply first): drain and delete the nodes terraform.tfvars no longer lists."],
+        ["reset.yml", resetPlays, "make reset: K3s uninstalled from every node, so make provision starts clean."],
+      ] as const
+    ).map(([name, plays, intro]) => ({ path: `${ANSIBLE_DIR}/${name}`, content: playbookFile(DAY2_SOURCE, plays, intro), configDependent: false })),
+    ...libraryFiles(),
     ...ROLES.flatMap(roleFiles),
     { path: `${ANSIBLE_DIR}/inventory/group_vars/all.yml`, content: groupVarsFile(config, ROLES), configDependent: true },
   ];

@@ -15,6 +15,8 @@ export type Module =
   | "ansible.builtin.copy"
   | "ansible.builtin.debug"
   | "ansible.builtin.dnf"
+  | "ansible.builtin.fetch"
+  | "ansible.builtin.find"
   | "ansible.builtin.fail"
   | "ansible.builtin.file"
   | "ansible.builtin.get_url"
@@ -22,15 +24,20 @@ export type Module =
   | "ansible.builtin.lineinfile"
   | "ansible.builtin.meta"
   | "ansible.builtin.package"
+  | "ansible.builtin.pause"
   | "ansible.builtin.ping"
   | "ansible.builtin.replace"
   | "ansible.builtin.set_fact"
+  | "ansible.builtin.service_facts"
   | "ansible.builtin.setup"
+  | "ansible.builtin.shell"
   | "ansible.builtin.slurp"
   | "ansible.builtin.stat"
   | "ansible.builtin.systemd_service"
   | "ansible.builtin.template"
-  | "kubernetes.core.k8s";
+  | "kubernetes.core.k8s"
+  /** The project's own module (ansible/library/, from constructs/ansible/library/). */
+  | "etcd_snapshot_check";
 
 /** A Jinja condition (without braces) or a list of them, all of which must hold. */
 export type Condition = string | boolean | readonly string[];

@@ -241,6 +241,7 @@ describe("group_vars/all.yml", () => {
       k3s_master_snapshot_retention: 10,
       k3s_master_etcd_s3: {},
       k3s_worker_server_url: "https://192.168.1.10:6443",
+      cluster_nodes: ["k3s-master-1", "k3s-worker-1", "k3s-worker-2"],
       k3s_apps_endpoints: expect.arrayContaining(["Whoami: http://192.168.1.10:30081/ — no login"]),
     });
   });
@@ -258,8 +259,8 @@ describe("group_vars/all.yml", () => {
     });
   });
 
-  it("sets only variables some role declares, and every required one", () => {
-    const declared = new Set(ROLES.flatMap((r) => r.variables.map((v) => v.name)));
+  it("sets only variables some role declares (or a day-2 playbook reads), and every required one", () => {
+    const declared = new Set([...ROLES.flatMap((r) => r.variables.map((v) => v.name)), "cluster_nodes"]);
     for (const name of Object.keys(vars)) expect(declared.has(name), name).toBe(true);
     for (const role of ROLES) for (const v of role.variables.filter((v) => v.required)) expect(vars[v.name], v.name).toBeDefined();
   });

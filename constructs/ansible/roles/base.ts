@@ -13,7 +13,7 @@ export const base: Role = {
   summary: "Timezone, packages, hostname, /etc/hosts, QEMU guest agent and firewall of a K3s node.",
   description: [
     "Waits for cloud-init to finish, installs the base packages (apt on Debian/Ubuntu, dnf on the RHEL family), sets the timezone, " +
-      "writes /etc/hosts entries for every node of the cluster, sets the hostname to the inventory name, installs and enables the " +
+      "writes /etc/hosts entries for the servers and the node itself, sets the hostname to the inventory name, installs and enables the " +
       "QEMU guest agent (started when the VM has its virtio serial port), and turns the host firewall (ufw, firewalld) off.",
   ],
   variables: [
@@ -47,8 +47,10 @@ export const base: Role = {
     {
       name: "base_hosts_group",
       type: "str",
-      default: "k3s_cluster",
-      description: "Inventory group whose hosts get /etc/hosts entries (ansible_host and inventory name) on every node.",
+      default: "master",
+      description:
+        "Inventory group whose hosts get /etc/hosts entries (ansible_host and inventory name) on every node, besides the node itself. " +
+        "The servers by default, so adding a worker changes nothing on the other nodes; k3s_cluster lists every node.",
     },
     {
       name: "base_guest_agent",
@@ -137,13 +139,13 @@ export const base: Role = {
       when: DEBIAN,
     },
     {
-      name: "Add every cluster node to /etc/hosts",
+      name: "Add the servers and this node to /etc/hosts",
       module: "ansible.builtin.blockinfile",
       args: {
         path: "/etc/hosts",
         marker: "# {mark} K3s cluster nodes (managed by Ansible, role base)",
         block: new Literal(
-          "{% for host in groups[base_hosts_group] | default([]) %}\n" +
+          "{% for host in (groups[base_hosts_group] | default([]) + [inventory_hostname]) | unique %}\n" +
             "{{ hostvars[host]['ansible_host'] | default(host) }} {{ host }}\n" +
             "{% endfor %}\n",
         ),

@@ -26,6 +26,11 @@ const SUM_LINE = "'^([0-9a-fA-F]{64})[ ]+[*]?(?:.*/)?([^/]+)$'";
 const sums = (fileExpr: string) =>
   `dict(lookup('ansible.builtin.file', ${fileExpr}).splitlines() | map('regex_search', ${SUM_LINE}, '\\2', '\\1') | select | list)`;
 
+/** Where the binary goes unless k3s_binary_install_path says otherwise; playbooks outside the roles fall back to it. */
+export const K3S_INSTALL_PATH = "/usr/local/bin/k3s";
+/** The K3s binary in a playbook that does not run the k3s_binary role. */
+export const K3S = `{{ k3s_binary_install_path | default('${K3S_INSTALL_PATH}') }}`;
+
 export const K3S_BINARY_CHANGED = "k3s binary changed";
 
 const AIRGAP = "k3s_binary_airgap_path | length > 0";
@@ -53,7 +58,7 @@ export const k3sBinary: Role = {
     {
       name: "k3s_binary_install_path",
       type: "path",
-      default: "/usr/local/bin/k3s",
+      default: K3S_INSTALL_PATH,
       description: "Where the binary is installed on the node.",
     },
     {
