@@ -48,6 +48,6 @@ mkdir -p "$CACHE"
   || die "installing $REQUIREMENTS into $VENV failed (see the pip output above)"
 touch "$STAMP"
 versions="$("$VENV/bin/python" -m pip list --disable-pip-version-check --format=freeze 2>/dev/null \
-  | grep -E '^(ansible-core|ansible-lint|yamllint)==' | tr '\n' ' ')"
+  | grep -E '^(ansible-core|ansible|kubernetes|ansible-lint|yamllint)==' | tr '\n' ' ')"
 log "ready: ${versions% }"
 printf '%s\n' "$VENV/bin"

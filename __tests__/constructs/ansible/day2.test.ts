@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { groupVarsValues } from "../../../constructs/ansible/group-vars";
+import { dashboardTokenPlays } from "../../../constructs/ansible/apps";
 import { backupPlays, removeNodesPlays, resetPlays, restorePlays } from "../../../constructs/ansible/day2";
 import { isBlock, Item, Play, Task } from "../../../constructs/ansible/model";
 import { testConfig } from "../../helpers";
@@ -70,5 +71,15 @@ describe("reset.yml and backup.yml", () => {
     expect(argvOf(tasks[1])).toMatch(/ etcd-snapshot save --name \{\{ backup_name \}\}$/);
     expect(tasks.find((t) => t.module === "ansible.builtin.fetch")!.args).toMatchObject({ validate_checksum: true, flat: true });
     expect(tasks.find((t) => t.module === "ansible.builtin.file")!.args).toMatchObject({ mode: "0600" });
+  });
+});
+
+describe("dashboard-token.yml", () => {
+  it("asks the API for a 1-hour token of the dashboard's login account, keeps it out of the task log, and prints it once", () => {
+    const [create, explain, print] = tasksOf(dashboardTokenPlays[0]);
+    expect(argvOf(create)).toMatch(/ kubectl --namespace monitoring create token headlamp-admin --duration=1h$/);
+    expect(create.no_log).toBe(true);
+    expect(explain.when).toBe("dashboard_token.rc != 0");
+    expect(print.args).toEqual({ msg: "{{ dashboard_token.stdout }}" });
   });
 });

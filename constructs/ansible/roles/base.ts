@@ -145,7 +145,7 @@ export const base: Role = {
         path: "/etc/hosts",
         marker: "# {mark} K3s cluster nodes (managed by Ansible, role base)",
         block: new Literal(
-          "{% for host in (groups[base_hosts_group] | default([]) + [inventory_hostname]) | unique %}\n" +
+          "{% for host in groups[base_hosts_group] | default([]) | union([inventory_hostname]) %}\n" +
             "{{ hostvars[host]['ansible_host'] | default(host) }} {{ host }}\n" +
             "{% endfor %}\n",
         ),
