@@ -12,7 +12,7 @@
 #   6. tear-down (E2E_KEEP=1 keeps the hosts up: e2e/hosts.sh down removes them)
 #
 # Needs root on Linux. Environment: E2E_RUN_DIR (default /tmp/k3spve-e2e), E2E_SUBNET (default
-# 10.213.57.0/24), E2E_WORKERS (default 2), E2E_KEEP, K3SPVE_CACHE.
+# 10.213.57.0/24), E2E_MASTERS (default 1; 3 for embedded-etcd HA), E2E_WORKERS (default 2), E2E_KEEP, K3SPVE_CACHE.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +20,7 @@ cd "$ROOT"
 export E2E_RUN_DIR="${E2E_RUN_DIR:-/tmp/k3spve-e2e}"
 export E2E_SUBNET="${E2E_SUBNET:-10.213.57.0/24}"
 RUN="$E2E_RUN_DIR"
+MASTERS="${E2E_MASTERS:-1}"
 WORKERS="${E2E_WORKERS:-2}"
 NET="${E2E_SUBNET%/*}"
 PREFIX="${NET%.*}"
@@ -112,6 +113,7 @@ synthesize() {
 # e2e: the same configuration an operator writes, for the test hosts (Proxmox is never contacted).
 proxmox_endpoint     = "https://proxmox.invalid:8006/"
 template_vm_id       = 9000
+master_count         = $MASTERS
 worker_count         = $workers
 node_cidr            = "$PREFIX.0/24"
 gateway              = "$PREFIX.1"
@@ -139,7 +141,7 @@ apply_inventory() {
 configure() { synthesize "$@" && apply_inventory; }
 inventory_hosts() { awk '/ansible_host=/ { sub("ansible_host=", "", $2); print $1 "=" $2 }' "$INVENTORY"; }
 
-step "configuration: $RUN/terraform.tfvars (1 master, $WORKERS workers on $E2E_SUBNET), make synth, tofu apply of the inventory"
+step "configuration: $RUN/terraform.tfvars ($MASTERS master(s), $WORKERS workers on $E2E_SUBNET), make synth, tofu apply of the inventory"
 configure "$WORKERS"
 cat "$INVENTORY"
 mapfile -t HOSTS < <(inventory_hosts)
@@ -417,7 +419,7 @@ check "the evicted echo pod runs again elsewhere" kubectl rollout status deploym
 apply_inventory
 mapfile -t HOSTS < <(inventory_hosts)
 bash e2e/hosts.sh remove "$NEW_HOST"
-check "the inventory lists ${#HOSTS[@]} hosts again" test "${#HOSTS[@]}" = $((WORKERS + 1))
+check "the inventory lists ${#HOSTS[@]} hosts again" test "${#HOSTS[@]}" = $((MASTERS + WORKERS))
 check "${#HOSTS[@]}/${#HOSTS[@]} nodes Ready" retry 60 5 all_ready
 make_logged "$RUN/remove-nodes-2.log" remove-nodes CONFIRM=yes || true
 check "remove-nodes with nothing to remove changes nothing" recap_unchanged "$RUN/remove-nodes-2.log"

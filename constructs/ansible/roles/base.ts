@@ -145,7 +145,9 @@ export const base: Role = {
         path: "/etc/hosts",
         marker: "# {mark} K3s cluster nodes (managed by Ansible, role base)",
         block: new Literal(
-          "{% for host in groups[base_hosts_group] | default([]) | union([inventory_hostname]) %}\n" +
+          // In inventory order, this node last unless listed: no set operation, so the order never changes.
+          "{% set base_hosts = groups[base_hosts_group] | default([]) %}\n" +
+            "{% for host in base_hosts + ([] if inventory_hostname in base_hosts else [inventory_hostname]) %}\n" +
             "{{ hostvars[host]['ansible_host'] | default(host) }} {{ host }}\n" +
             "{% endfor %}\n",
         ),
