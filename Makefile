@@ -38,7 +38,7 @@ BACKUP_DIR ?= backups
 .PHONY: help setup synth diff apply destroy provision deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs e2e
 
 help: ## Show the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: ## Install everything the project needs (npm packages, OpenTofu + providers, Python venv, bindings); idempotent
 	@# npm install, not npm ci: npm 11's ci rejects a lockfile that lacks other platforms' optional packages.
@@ -47,7 +47,7 @@ setup: ## Install everything the project needs (npm packages, OpenTofu + provide
 	@bash scripts/setup-python.sh >/dev/null
 	@bash scripts/provider-schema.sh get
 
-synth: ## Synthesize the Terraform JSON (cdktf.out/) and regenerate ansible/ from terraform.tfvars
+synth: ## Synthesize the Terraform JSON (cdktf.out/) and regenerate ansible/ and manifests/ from terraform.tfvars
 	$(NPX) cdktn synth
 
 diff: synth ## Show what apply would change (terraform plan)
