@@ -175,14 +175,21 @@ EOF
 # makes new keys for the same addresses.
 export ANSIBLE_SSH_COMMON_ARGS="-o UserKnownHostsFile=$RUN/known_hosts"
 
-provision() { # provision LOG
-  local t0=$SECONDS
-  make --no-print-directory provision INVENTORY="$INVENTORY" ANSIBLE_ARGS="-e @$RUN/airgap.yml" >"$1" 2>&1
-  local rc=$?
-  echo "make provision: exit $rc in $((SECONDS - t0))s (log $1)"
+# make_logged LOG TARGET [ARGS...]: a make target on the e2e inventory, without a terminal, output in LOG.
+make_logged() {
+  local log="$1"
+  shift
+  make --no-print-directory "$@" INVENTORY="$INVENTORY" >"$log" 2>&1 </dev/null
+}
+# reported LOG TARGET [ARGS...]: make_logged, then its exit code, duration and play recap on the console.
+reported() {
+  local t0=$SECONDS rc=0
+  make_logged "$@" || rc=$?
+  echo "make $2: exit $rc in $((SECONDS - t0))s (log $1)"
   sed -n '/PLAY RECAP/,$p' "$1"
   return "$rc"
 }
+provision() { reported "$1" provision ANSIBLE_ARGS="-e @$RUN/airgap.yml"; } # provision LOG
 recap_unchanged() { # every host: changed=0 failed=0 unreachable=0
   awk '/PLAY RECAP/ { r = 1; next } r && /ok=/ { n++; if ($0 !~ /changed=0 / || $0 !~ /unreachable=0 / || $0 !~ /failed=0 /) bad++ }
        END { exit !(n > 0 && bad == 0) }' "$1"
@@ -265,13 +272,7 @@ step "make deploy-apps: the generated manifests on the real API server"
 MANIFESTS="$RUN/manifests"
 # No waiting for rollouts: the apps' images cannot be pulled here (no registry); see the checks below.
 APPS_ARGS="-e k3s_apps_manifests_dir=$MANIFESTS -e k3s_apps_kubeconfig=$RUN/kubeconfig -e k3s_apps_wait=false"
-deploy_apps() { # deploy_apps LOG
-  local t0=$SECONDS rc=0
-  make --no-print-directory deploy-apps INVENTORY="$INVENTORY" ANSIBLE_ARGS="$APPS_ARGS" >"$1" 2>&1 || rc=$?
-  echo "make deploy-apps: exit $rc in $((SECONDS - t0))s (log $1)"
-  sed -n '/PLAY RECAP/,$p' "$1"
-  return "$rc"
-}
+deploy_apps() { reported "$1" deploy-apps ANSIBLE_ARGS="$APPS_ARGS"; } # deploy_apps LOG
 # Server-side dry run first: the namespaces, then (once they exist: objects in a missing namespace cannot be
 # dry-run) every other manifest. The namespaces are then created for real by kubectl, the rest by the playbook.
 check "server-side dry run accepts 00-namespaces.yaml" kubectl apply --dry-run=server -f "$MANIFESTS/00-namespaces.yaml"
@@ -333,12 +334,6 @@ configure "$WORKERS"
 deploy_apps "$RUN/deploy-apps-4.log" >/dev/null || tail -30 "$RUN/deploy-apps-4.log"
 check "enabled again, Whoami is back" kubectl get deployment -n apps whoami -o name
 
-# make_logged LOG TARGET [ARGS...]: a make target on the e2e inventory, without a terminal, output in LOG.
-make_logged() {
-  local log="$1"
-  shift
-  make --no-print-directory "$@" INVENTORY="$INVENTORY" >"$log" 2>&1 </dev/null
-}
 # refused LOG PATTERN TARGET [ARGS...]: the target fails and its log says why.
 refused() {
   local log="$1" pattern="$2"

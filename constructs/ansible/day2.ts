@@ -6,6 +6,7 @@
  * without a terminal there is no prompt, so only CONFIRM=yes goes ahead.
  */
 import { folded, Item, Play, Task } from "./model";
+import { readyzWait } from "./roles/k3s-service";
 import { K3S } from "./roles/k3s_binary";
 import { K3S_CONFIG } from "./roles/k3s_master";
 
@@ -37,19 +38,8 @@ function confirmation(what: string, rerun: string): Item[] {
   ];
 }
 
-/** Bounded wait until the local API server answers /readyz. */
-function waitForApi(name: string): Task {
-  return {
-    name,
-    module: "ansible.builtin.command",
-    args: { argv: [K3S, "kubectl", "get", "--raw", "/readyz"] },
-    register: "day2_readyz",
-    until: "day2_readyz.rc == 0",
-    retries: 60,
-    delay: 5,
-    changed_when: false,
-  };
-}
+/** Bounded wait (5 minutes) until the local API server answers /readyz. */
+const waitForApi = readyzWait("Wait until the API server answers /readyz", K3S, "day2_readyz", 60, 5);
 
 /** Bounded wait until every node is Ready, asked on this server. */
 const waitForNodes: Task = {
@@ -61,6 +51,14 @@ const waitForNodes: Task = {
   retries: 60,
   delay: 5,
   changed_when: false,
+};
+
+/** Stops and disables the server and the agent service (each playbook adds its own condition). */
+const stopK3sServices: Task = {
+  name: "Stop and disable the K3s services",
+  module: "ansible.builtin.systemd_service",
+  args: { name: "{{ item }}", state: "stopped", enabled: false },
+  loop: ["k3s", "k3s-agent"],
 };
 
 const startK3s: Task = {
@@ -219,7 +217,7 @@ export const restorePlays: readonly Play[] = [
         ],
       },
       startK3s,
-      waitForApi("Wait until the API server answers /readyz"),
+      waitForApi,
     ],
   },
   {
@@ -236,7 +234,7 @@ export const restorePlays: readonly Play[] = [
         args: { argv: ["mv", SERVER_DB, `${SERVER_DB}.before-restore-{{ now(utc=true, fmt='%Y%m%d%H%M%S') }}`], removes: SERVER_DB },
       },
       startK3s,
-      waitForApi("Wait until the API server answers /readyz"),
+      waitForApi,
     ],
   },
   {
@@ -325,15 +323,8 @@ export const removeNodesPlays: readonly Play[] = [
     gather_facts: false,
     become: true,
     tasks: [
-      {
-        name: "Stop and disable the K3s services",
-        module: "ansible.builtin.systemd_service",
-        args: { name: "{{ item }}", state: "stopped", enabled: false },
-        loop: ["k3s", "k3s-agent"],
-        when: `inventory_hostname in ${REMOVED}`,
-        failed_when: false,
-        ignore_unreachable: true,
-      },
+      // Best effort: the node's VM is about to go, and may be off already.
+      { ...stopK3sServices, when: `inventory_hostname in ${REMOVED}`, failed_when: false, ignore_unreachable: true },
     ],
   },
 ];
@@ -370,13 +361,7 @@ export const resetPlays: readonly Play[] = [
     become: true,
     tasks: [
       { name: "Read the services", module: "ansible.builtin.service_facts", args: {} },
-      {
-        name: "Stop and disable the K3s services",
-        module: "ansible.builtin.systemd_service",
-        args: { name: "{{ item }}", state: "stopped", enabled: false },
-        loop: ["k3s", "k3s-agent"],
-        when: "(item ~ '.service') in ansible_facts.services",
-      },
+      { ...stopK3sServices, when: "(item ~ '.service') in ansible_facts.services" },
       {
         // The kubelet's systemd cgroup driver puts every pod below kubepods.slice: stopping it ends them all.
         name: "Stop every pod's processes",

@@ -11,7 +11,7 @@ import { yamlFile, wrap } from "./render";
 export const GROUP_VARS_SOURCE = "constructs/ansible/group-vars.ts";
 
 /** Variables read by playbooks rather than roles. */
-const PLAYBOOK_VARIABLES: Readonly<Record<string, string>> = {
+export const PLAYBOOK_VARIABLES: Readonly<Record<string, string>> = {
   cluster_nodes: "Every node terraform.tfvars lists; remove-nodes.yml drains and deletes the inventory's other nodes.",
 };
 

@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { ansibleFiles, ROLES } from "../../../constructs/ansible";
 import { Folded } from "../../../constructs/ansible/model";
+import { PLAYBOOK_VARIABLES } from "../../../constructs/ansible/group-vars";
 import { testConfig } from "../../helpers";
 
 type Obj = Record<string, unknown>;
@@ -260,7 +261,7 @@ describe("group_vars/all.yml", () => {
   });
 
   it("sets only variables some role declares (or a day-2 playbook reads), and every required one", () => {
-    const declared = new Set([...ROLES.flatMap((r) => r.variables.map((v) => v.name)), "cluster_nodes"]);
+    const declared = new Set([...ROLES.flatMap((r) => r.variables.map((v) => v.name)), ...Object.keys(PLAYBOOK_VARIABLES)]);
     for (const name of Object.keys(vars)) expect(declared.has(name), name).toBe(true);
     for (const role of ROLES) for (const v of role.variables.filter((v) => v.required)) expect(vars[v.name], v.name).toBeDefined();
   });

@@ -1,8 +1,8 @@
 /**
  * The systemd side shared by the K3s server and agent roles: write the unit, restart it on change, start it,
- * and wait (bounded) until systemd reports it active.
+ * and wait (bounded) until systemd reports it active, or until the API server answers /readyz.
  */
-import { Item } from "../model";
+import { Item, Task } from "../model";
 
 /** `k3s` (server) or `k3s-agent`. */
 export type K3sService = "k3s" | "k3s-agent";
@@ -41,6 +41,20 @@ export function serviceActiveWait(service: K3sService, title: string, prefix: st
     until: `${prefix}_active.status.ActiveState == 'active'`,
     retries: `{{ ${retries} }}`,
     delay: `{{ ${delay} }}`,
+    changed_when: false,
+  };
+}
+
+/** Polls the local API server's /readyz until it answers (used by the server role and by restore.yml). */
+export function readyzWait(name: string, binary: string, register: string, retries: string | number, delay: string | number): Task {
+  return {
+    name,
+    module: "ansible.builtin.command",
+    args: { argv: [binary, "kubectl", "get", "--raw", "/readyz"] },
+    register,
+    until: `${register}.rc == 0`,
+    retries,
+    delay,
     changed_when: false,
   };
 }

@@ -7,7 +7,7 @@
  */
 import * as path from "node:path";
 import { folded, Role } from "../model";
-import { serviceActiveWait, serviceStartTasks } from "./k3s-service";
+import { readyzWait, serviceActiveWait, serviceStartTasks } from "./k3s-service";
 import { K3S_BINARY_CHANGED } from "./k3s_binary";
 import { nodeNetworkCheck, nodeNetworkDerived, nodeNetworkVariables } from "./node-network";
 
@@ -176,16 +176,13 @@ export const k3sMaster: Role = {
       name: "Wait for the Kubernetes API",
       block: [
         serviceActiveWait("k3s", "Wait until systemd reports k3s started (it signals readiness itself)", "k3s_master", "k3s_master_ready_retries", "k3s_master_ready_delay"),
-        {
-          name: "Wait until the API server reports ready (/readyz)",
-          module: "ansible.builtin.command",
-          args: { cmd: "{{ k3s_binary_install_path }} kubectl get --raw /readyz" },
-          register: "k3s_master_readyz",
-          until: "k3s_master_readyz.rc == 0",
-          retries: "{{ k3s_master_ready_retries }}",
-          delay: "{{ k3s_master_ready_delay }}",
-          changed_when: false,
-        },
+        readyzWait(
+          "Wait until the API server reports ready (/readyz)",
+          "{{ k3s_binary_install_path }}",
+          "k3s_master_readyz",
+          "{{ k3s_master_ready_retries }}",
+          "{{ k3s_master_ready_delay }}",
+        ),
       ],
       rescue: [
         {
