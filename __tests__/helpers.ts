@@ -1,8 +1,17 @@
 /** Shared test fixtures: a valid configuration built from the committed test key. */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
+import { afterAll } from "vitest";
 import { buildConfig, ClusterConfig } from "../constructs/config";
 
 export const FIXTURES = path.resolve(__dirname, "terraform", "fixtures");
+export const REPO = path.resolve(__dirname, "..");
+
+/** The bin/ of the Python venv `make setup` creates (keyed by requirements.txt, like scripts/setup-python.sh). */
+const requirementsHash = crypto.createHash("sha256").update(fs.readFileSync(path.join(REPO, "requirements.txt"))).digest("hex").slice(0, 12);
+export const VENV_BIN = path.join(process.env.K3SPVE_CACHE || path.join(os.homedir(), ".cache/k3s-proxmox"), `venv-${requirementsHash}`, "bin");
 
 export function testConfig(overrides: Record<string, unknown> = {}): ClusterConfig {
   return buildConfig(
@@ -16,4 +25,13 @@ export function testConfig(overrides: Record<string, unknown> = {}): ClusterConf
     },
     { baseDir: FIXTURES },
   );
+}
+
+/** A scratch directory for one test file, made on first use and removed after the file's tests. */
+export function tempDir(prefix: string): () => string {
+  let dir: string | undefined;
+  afterAll(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return () => (dir ??= fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
 }

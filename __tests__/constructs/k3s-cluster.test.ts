@@ -2,13 +2,14 @@ import { Testing } from "cdktn";
 import { afterEach, describe, expect, it } from "vitest";
 import { K3sCluster } from "../../constructs/k3s-cluster";
 import { renderInventory } from "../../constructs/inventory";
-import { testConfig } from "../helpers";
+import { tempDir, testConfig } from "../helpers";
 
+const scratch = tempDir("cdktf.outdir.");
 type Json = Record<string, any>;
 
 function synth(overrides: Record<string, unknown> = {}): Json {
   const config = testConfig(overrides);
-  const app = Testing.app();
+  const app = Testing.app({ outdir: scratch() });
   const stack = new K3sCluster(app, "k3s", { config, rootDir: "/srv/k3s-proxmox" });
   return JSON.parse(Testing.synth(stack));
 }

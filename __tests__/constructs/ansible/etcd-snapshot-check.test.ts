@@ -6,14 +6,12 @@
 import { execFileSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { REPO, tempDir, VENV_BIN } from "../../helpers";
 
-const REPO = path.resolve(__dirname, "../../..");
 const MODULE = path.join(REPO, "constructs/ansible/library/etcd_snapshot_check.py");
-const hash = crypto.createHash("sha256").update(fs.readFileSync(path.join(REPO, "requirements.txt"))).digest("hex").slice(0, 12);
-const PYTHON = path.join(process.env.K3SPVE_CACHE || path.join(os.homedir(), ".cache/k3s-proxmox"), `venv-${hash}`, "bin", "python");
+const PYTHON = path.join(VENV_BIN, "python");
 const havePython = fs.existsSync(PYTHON);
 if (!havePython) console.warn(`etcd-snapshot-check.test.ts: skipped, no ${PYTHON} (run make setup)`);
 
@@ -44,6 +42,7 @@ function boltDb(pages: number): Buffer {
 }
 const withHash = (db: Buffer) => Buffer.concat([db, crypto.createHash("sha256").update(db).digest()]);
 
+const scratch = tempDir("k3spve-snapshot-");
 let dir: string;
 const file = (name: string, content: Buffer) => {
   fs.writeFileSync(path.join(dir, name), content);
@@ -63,7 +62,7 @@ function verdict(target: string): string | null {
 }
 
 beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "k3spve-snapshot-"));
+  dir = scratch();
 });
 
 describe.skipIf(!havePython)("etcd_snapshot_check", () => {

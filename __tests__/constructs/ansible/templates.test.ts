@@ -7,17 +7,14 @@
 import { execFileSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { k3sBinary } from "../../../constructs/ansible/roles/k3s_binary";
 import { varsFile } from "../../../constructs/ansible/render";
+import { REPO, tempDir, VENV_BIN } from "../../helpers";
 
-const REPO = path.resolve(__dirname, "../../..");
 const ROLES = path.join(REPO, "constructs/ansible/roles");
-const hash = crypto.createHash("sha256").update(fs.readFileSync(path.join(REPO, "requirements.txt"))).digest("hex").slice(0, 12);
-const VENV_BIN = path.join(process.env.K3SPVE_CACHE || path.join(os.homedir(), ".cache/k3s-proxmox"), `venv-${hash}`, "bin");
 const PLAYBOOK_BIN = path.join(VENV_BIN, "ansible-playbook");
 const haveAnsible = fs.existsSync(PLAYBOOK_BIN);
 if (!haveAnsible) console.warn(`templates.test.ts: skipped, no ${PLAYBOOK_BIN} (run make setup or scripts/setup-python.sh)`);
@@ -34,13 +31,14 @@ const ADMIN_KUBECONFIG = stringify({
   users: [{ name: "default", user: { "client-certificate-data": "Q0VSVA==", "client-key-data": "S0VZ" } }],
 });
 
+const scratch = tempDir("k3spve-templates-");
 let out: string;
 let expected: { sha: (text: string) => string; built: string; bare: string };
 const rendered = (name: string) => fs.readFileSync(path.join(out, name), "utf8");
 
 beforeAll(() => {
   if (!haveAnsible) return;
-  out = fs.mkdtempSync(path.join(os.tmpdir(), "k3spve-templates-"));
+  out = scratch();
   const template = (src: string, dest: string, vars: Record<string, unknown> = {}) => ({
     name: `Render ${dest}`,
     "ansible.builtin.template": { src: path.join(ROLES, src), dest: path.join(out, dest), mode: "0600" },
@@ -157,10 +155,6 @@ beforeAll(() => {
     throw new Error(`ansible-playbook failed:\n${e.stdout?.toString() ?? ""}\n${e.stderr?.toString() ?? ""}`);
   }
 }, 180_000);
-
-afterAll(() => {
-  if (out) fs.rmSync(out, { recursive: true, force: true });
-});
 
 describe.skipIf(!haveAnsible)("templates rendered by Ansible", () => {
   it("k3s_master config.yaml: the first server initializes etcd, with the design's settings", () => {

@@ -1,14 +1,15 @@
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildConfig, ConfigError, loadConfigFile } from "../../../constructs/config";
+import { tempDir } from "../../helpers";
 
 const PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1c3kgYmVlcyBidXp6IGFsbCBkYXkgbG9uZw test@example";
+const scratch = tempDir("k3spve-config-");
 let dir: string;
 
 beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "k3spve-config-"));
+  dir = scratch();
   fs.writeFileSync(path.join(dir, "id_ed25519.pub"), `${PUBLIC_KEY}\n`);
   fs.writeFileSync(path.join(dir, "id_ed25519"), "-----BEGIN OPENSSH PRIVATE KEY-----\n");
 });

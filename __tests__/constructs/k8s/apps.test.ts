@@ -1,12 +1,11 @@
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { groupVarsValues } from "../../../constructs/ansible/group-vars";
 import { writeGenerated } from "../../../constructs/generate";
 import { manifestFiles } from "../../../constructs/k8s";
-import { testConfig } from "../../helpers";
+import { tempDir, testConfig } from "../../helpers";
 import { formatProblems, kubernetesVersion, validateManifestYaml } from "../../k8s/validate";
 
 type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any };
@@ -17,6 +16,7 @@ function manifests(overrides: Record<string, unknown> = {}): Map<string, K8sObje
     manifestFiles(testConfig(overrides)).map((file) => [file.path, parseAllDocuments(file.content).map((doc) => doc.toJS() as K8sObject)]),
   );
 }
+const scratch = tempDir("k3spve-manifests-");
 const all = (files: Map<string, K8sObject[]>) => [...files.values()].flat();
 const find = (objects: K8sObject[], kind: string, name: string) => {
   const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
@@ -149,7 +149,7 @@ describe("manifests", () => {
   });
 
   it("synth deletes the manifest of an app that was disabled since the last synth", () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "k3spve-manifests-"));
+    const root = scratch();
     const roots = { repo: path.join(root, "repo"), output: path.join(root, "out") };
     writeGenerated(testConfig(), roots);
     expect(fs.existsSync(path.join(roots.output, "manifests/30-whoami.yaml"))).toBe(true);
