@@ -35,7 +35,7 @@ CONFIRM ?=
 # Where make backup puts the snapshots (not committed).
 BACKUP_DIR ?= backups
 
-.PHONY: help setup synth diff apply destroy provision deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs e2e
+.PHONY: help setup synth diff apply destroy provision deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs e2e bench
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -105,6 +105,9 @@ tf-test: ## tofu validate and tofu test on the synthesized stack with the real p
 
 e2e: ## Root, Linux: the playbooks and a real K3s on systemd-nspawn Debian 12 hosts (builds K3s once, ~40 min)
 	bash e2e/run.sh
+
+bench: ## Print how long synth, setup, test (and with BENCH_*=1: cold setup, the K3s build, provision) take here
+	bash scripts/bench.sh
 
 docs: ## Rewrite README.md's configuration reference from constructs/config/schema.ts
 	$(NPX) ts-node --transpile-only scripts/docs.ts

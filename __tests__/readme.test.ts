@@ -15,6 +15,13 @@ describe("README", () => {
     for (const key of Object.keys(CONFIG_SCHEMA)) expect(renderReference()).toContain(`| \`${key}\` |`);
   });
 
+  it("lists every make target in its table", () => {
+    const makefile = fs.readFileSync(path.resolve(__dirname, "..", "Makefile"), "utf8");
+    const targets = [...makefile.matchAll(/^([a-z0-9-]+):.*## /gm)].map((m) => m[1]).filter((t) => t !== "help");
+    expect(targets.length).toBeGreaterThan(10);
+    for (const target of targets) expect(readme, target).toMatch(new RegExp(`^\\| \`make ${target}[ \`]`, "m"));
+  });
+
   it("names the test command that .ci/run runs", () => {
     const ci = fs.readFileSync(path.resolve(__dirname, "..", ".ci", "run"), "utf8");
     for (const command of ci.match(/^make [a-z -]+$/gm) ?? []) expect(readme).toContain(command);
