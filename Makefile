@@ -41,8 +41,8 @@ help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: ## Install everything the project needs (npm packages, OpenTofu + providers, Python venv, bindings); idempotent
-	@# npm install, not npm ci: npm 11's ci rejects a lockfile that lacks other platforms' optional packages.
-	@if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm install --no-audit --no-fund; fi
+	@# npm ci installs exactly the lockfile and never rewrites it (it lists every platform's optional packages).
+	@if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
 	@bash scripts/setup-tools.sh
 	@bash scripts/setup-python.sh >/dev/null
 	@bash scripts/provider-schema.sh get
