@@ -96,8 +96,9 @@ test: unit lint tf-test ## Run every offline test: unit, lint, tofu validate + t
 unit: ## Unit tests (vitest)
 	$(NPX) vitest run
 
-lint: ## Type-check TypeScript; ansible-lint, yamllint and syntax-check the generated Ansible
+lint: ## Type-check TypeScript; shellcheck the scripts; ansible-lint, yamllint and syntax-check the generated Ansible
 	$(NPX) tsc -p tsconfig.json
+	PATH="$$(bash scripts/setup-python.sh):$$PATH" shellcheck scripts/*.sh e2e/*.sh .ci/run
 	bash scripts/lint-ansible.sh
 
 tf-test: ## tofu validate and tofu test on the synthesized stack with the real provider binaries

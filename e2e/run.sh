@@ -14,6 +14,9 @@
 # Needs root on Linux. Environment: E2E_RUN_DIR (default /tmp/k3spve-e2e), E2E_SUBNET (default
 # 10.213.57.0/24), E2E_MASTERS (default 1; 3 for embedded-etcd HA), E2E_WORKERS (default 2), E2E_KEEP, K3SPVE_CACHE,
 # E2E_STOP_AFTER=provision (stop after the two provisions and their checks; `make bench` times those).
+#
+# Checks written as bash -c '...' _ ARGS take their values as positional parameters, on purpose:
+# shellcheck disable=SC2016
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +45,7 @@ check() {
     printf '  ok    %s\n' "$description"
   else
     failed=$((failed + 1))
+    # shellcheck disable=SC2001 # indents every line of the output
     printf '  FAIL  %s\n%s\n' "$description" "$(sed 's/^/        /' <<<"$out" | tail -20)"
   fi
 }
@@ -435,6 +439,8 @@ check "without CONFIRM=yes (and no terminal) reset refuses" refused "$RUN/reset-
 check "... and K3s still answers" bash -c "kubectl get --raw /readyz | grep -qx ok"
 make_logged "$RUN/reset.log" reset CONFIRM=yes || tail -30 "$RUN/reset.log"
 sed -n '/PLAY RECAP/,$p' "$RUN/reset.log"
+# Not `! ... | grep -q`: with pipefail, ssh killed by SIGPIPE after an early match would read as "none".
+# shellcheck disable=SC2143
 no_k3s_process() { [ -z "$(on "$1" ps -eo comm= | grep -E '^(k3s|containerd)')" ]; }
 for entry in "${HOSTS[@]}"; do
   host="${entry%%=*}"
