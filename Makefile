@@ -104,7 +104,7 @@ lint: ## Type-check TypeScript; shellcheck the scripts; ansible-lint, yamllint a
 tf-test: ## tofu validate and tofu test on the synthesized stack with the real provider binaries
 	bash scripts/tf-test.sh
 
-e2e: ## Root, Linux: the playbooks and a real K3s on systemd-nspawn Debian 12 hosts (builds K3s once, ~40 min)
+e2e: ## Root, Linux: the playbooks and a real K3s on systemd-nspawn Debian 12 hosts (builds K3s once, ~10 min)
 	bash e2e/run.sh
 
 bench: ## Print how long synth, setup, test (and with BENCH_*=1: cold setup, the K3s build, provision) take here

@@ -8,7 +8,7 @@
 #   BENCH_COLD=1           also make setup + make test in a fresh clone with empty caches (npm, Go, the
 #                          project's ~/.cache/k3s-proxmox): what a new machine goes through (downloads from
 #                          the package registries; ~10 min)
-#   BENCH_K3S_COLD=1       also scripts/build-k3s.sh with empty caches (~40 min on 2 cores)
+#   BENCH_K3S_COLD=1       also scripts/build-k3s.sh with empty caches (~10 min on 2 cores)
 #   BENCH_PROVISION=1      also make provision on e2e test hosts (root, Linux), BENCH_ROUNDS times from fresh
 #                          hosts: the first provision and the idempotent second one (e2e/run.sh
 #                          E2E_STOP_AFTER=provision; needs the K3s build, made if missing)
@@ -78,7 +78,7 @@ for ((i = 1; i <= ROUNDS; i++)); do
   times+=("$SECONDS_TAKEN")
 done
 row "make synth (warm)" "$(stats "${times[@]}"), peak memory $PEAK_MIB MiB"
-row "provider bindings (.gen/)" "$(du -sm .gen | cut -f1) MiB in $(find .gen -type f | wc -l) files"
+row "provider bindings (.gen/)" "$(du -sk .gen | cut -f1) KiB in $(find .gen -type f | wc -l) files"
 
 # --- setup and test -------------------------------------------------------------------------------------
 measure "$(keep setup-warm)" make --no-print-directory setup
@@ -102,7 +102,7 @@ fi
 INFO="${K3SPVE_CACHE:-$HOME/.cache/k3s-proxmox}/k3s/$K3S_VERSION/build-info.env"
 if [ -f "$INFO" ]; then
   info() { sed -n "s/^$1=//p" "$INFO"; }
-  row "K3s $K3S_VERSION (cached build)" "$(($(info K3S_BYTES) / 1048576)) MiB binary; its last build took $(info BUILD_K3S_SECONDS) s, the largest build process $(($(info BUILD_K3S_SERVER_PEAK_RSS_KB) / 1024)) MiB"
+  row "K3s $K3S_VERSION (cached build)" "$(($(info K3S_BYTES) / 1048576)) MiB binary; its build took $(info BUILD_SECONDS) s (k3s itself $(info BUILD_K3S_SERVER_SECONDS) s), the largest build process $(($(info BUILD_K3S_SERVER_PEAK_RSS_KB) / 1024)) MiB"
 else
   row "K3s $K3S_VERSION" "not built yet (scripts/build-k3s.sh; BENCH_K3S_COLD=1 times a build)"
 fi
@@ -123,7 +123,6 @@ if [ -n "${BENCH_PROVISION:-}" ]; then
     first+=("$(sed -n 's/.*first provision \([0-9]*\)s.*/\1/p' <<<"$timings")")
     second+=("$(sed -n 's/.*second (idempotent) provision \([0-9]*\)s.*/\1/p' <<<"$timings")")
   done
-  hosts="${E2E_MASTERS:-1} master(s) + ${E2E_WORKERS:-2} workers"
-  row "make provision, fresh hosts ($hosts)" "$(stats "${first[@]}")"
+  row "make provision, ${E2E_MASTERS:-1}+${E2E_WORKERS:-2} fresh hosts" "$(stats "${first[@]}")"
   row "make provision again (changed=0)" "$(stats "${second[@]}")"
 fi

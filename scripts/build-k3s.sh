@@ -43,7 +43,7 @@
 #   K3S_BINARY=/path/to/k3s   K3S_PAUSE_IMAGE_TAR=/path/to/pause.tar   K3S_ECHO_IMAGE_TAR=/path/to/echo.tar
 # (K3S_BINARY may be an official release binary; then set K3S_VERSION to its version.)
 # Otherwise building needs Go (>= the module's go directive), gcc, libseccomp-dev, pkg-config and a Go module
-# proxy. A first build takes ~30-45 min on 2 cores; later runs take seconds.
+# proxy. A first build takes ~10 min on 2 cores (longer on slow disks); later runs take seconds.
 #
 # Usage: scripts/build-k3s.sh [--force]     (--force or K3S_REBUILD=1 rebuilds even if the cache is complete)
 # Prints the output directory on stdout; progress goes to stderr.
@@ -264,7 +264,7 @@ $json"
     -X go.etcd.io/etcd/api/v3/version.GitSHA=HEAD"
   mkdir -p "$bin"
   t="$(now)"
-  log "compiling k3s ./cmd/server (cgo; the first time takes 25-45 minutes on 2 cores)"
+  log "compiling k3s ./cmd/server (cgo; the first time takes about 10 minutes on 2 cores)"
   local timed=()
   [ -x /usr/bin/time ] && timed=(/usr/bin/time -v -o "$WORK/time-k3s-server.txt")
   rm -f "$WORK/time-k3s-server.txt"

@@ -121,7 +121,7 @@ if [ -z "$tofu" ]; then
     log "OpenTofu $OPENTOFU_VERSION: cached"
   else
     need_go "OpenTofu" TOFU_BIN
-    log "OpenTofu $OPENTOFU_VERSION: building from its Go module (first time: about 10 minutes on 2 cores)..."
+    log "OpenTofu $OPENTOFU_VERSION: building from its Go module (first time: about 4 minutes on 2 cores)..."
     t="$(now)"
     # version.dev=no: report "v1.12.6" rather than "v1.12.6-dev", as release builds do.
     go_build github.com/opentofu/opentofu "v$OPENTOFU_VERSION" ./cmd/tofu "$tofu" \
