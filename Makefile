@@ -16,6 +16,8 @@ TF ?= $(or $(shell command -v tofu 2>/dev/null),$(shell command -v terraform 2>/
 PROVIDER_MIRROR ?=
 TF_ENV := $(if $(PROVIDER_MIRROR),TF_CLI_CONFIG_FILE=$(TOFURC),)
 NPX := npx --no-install
+# Prefix for a command that needs the pinned Python tools (Ansible, linters, shellcheck) from scripts/setup-python.sh.
+WITH_VENV = PATH="$$(bash scripts/setup-python.sh):$$PATH"
 # No telemetry or version checks from cdktn and tofu: nothing leaves the machine but provider downloads.
 export CHECKPOINT_DISABLE := 1
 export DISABLE_VERSION_CHECK := true
@@ -65,7 +67,7 @@ destroy: synth ## Destroy the VMs (asks for confirmation)
 define playbook
 	@[ -f "$(INVENTORY)" ] || { echo "$@: no inventory at $(INVENTORY): run 'make apply' first (it writes it), or pass INVENTORY=<path>" >&2; exit 1; }
 	@[ -f "$(dir $(INVENTORY))group_vars/all.yml" ] || { echo "$@: no $(dir $(INVENTORY))group_vars/all.yml: run 'make synth' (apply runs it)" >&2; exit 1; }
-	PATH="$$(bash scripts/setup-python.sh):$$PATH" ANSIBLE_CONFIG=ansible/ansible.cfg \
+	$(WITH_VENV) ANSIBLE_CONFIG=ansible/ansible.cfg \
 	  ansible-playbook -i "$(INVENTORY)" ansible/$(1) $(2) $(ANSIBLE_ARGS)
 endef
 
@@ -98,7 +100,7 @@ unit: ## Unit tests (vitest)
 
 lint: ## Type-check TypeScript; shellcheck the scripts; ansible-lint, yamllint and syntax-check the generated Ansible
 	$(NPX) tsc -p tsconfig.json
-	PATH="$$(bash scripts/setup-python.sh):$$PATH" shellcheck scripts/*.sh e2e/*.sh .ci/run
+	$(WITH_VENV) shellcheck scripts/*.sh e2e/*.sh .ci/run
 	bash scripts/lint-ansible.sh
 
 tf-test: ## tofu validate and tofu test on the synthesized stack with the real provider binaries
