@@ -10,14 +10,7 @@ import * as path from "node:path";
 import { ansibleFiles } from "./ansible";
 import { MANIFESTS_DIR, manifestFiles } from "./k8s";
 import type { ClusterConfig } from "./config";
-
-export interface GeneratedFile {
-  /** Path relative to the repository root, e.g. `ansible/roles/base/tasks/main.yml`. */
-  readonly path: string;
-  readonly content: string;
-  /** True when the content depends on the configuration (not committed). */
-  readonly configDependent: boolean;
-}
+import type { GeneratedFile } from "./generated-file";
 
 export const REPO_ROOT = path.resolve(__dirname, "..");
 

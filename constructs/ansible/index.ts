@@ -9,7 +9,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ClusterConfig } from "../config";
-import type { GeneratedFile } from "../generate";
+import type { GeneratedFile } from "../generated-file";
 import { ansibleCfg } from "./ansible-cfg";
 import { APPS_SOURCE, appsDeployPlays, dashboardTokenPlays } from "./apps";
 import { backupPlays, DAY2_SOURCE, removeNodesPlays, resetPlays, restorePlays } from "./day2";
@@ -23,8 +23,6 @@ import { k3sMaster } from "./roles/k3s_master";
 import { k3sPrereqs } from "./roles/k3s_prereqs";
 import { k3sWorker } from "./roles/k3s_worker";
 import { SITE_SOURCE, sitePlays } from "./site";
-
-export type { GeneratedFile };
 
 /** Every role: the node roles in the order site.yml applies them, then the apps role of apps-deploy.yml. */
 export const ROLES: readonly Role[] = [base, k3sPrereqs, k3sBinary, k3sMaster, k3sWorker, k3sApps];

@@ -5,7 +5,7 @@
  */
 import { Document } from "yaml";
 import type { ClusterConfig } from "../config";
-import type { GeneratedFile } from "../generate";
+import type { GeneratedFile } from "../generated-file";
 import { APPS, appObjects } from "./apps";
 
 export { appEndpoints, APPS, DASHBOARD_LOGIN, NAMESPACES, WHOAMI_PATH } from "./apps";
