@@ -37,7 +37,7 @@ CONFIRM ?=
 # Where make backup puts the snapshots (not committed).
 BACKUP_DIR ?= backups
 
-.PHONY: help setup synth diff apply destroy provision deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs e2e bench
+.PHONY: help setup synth diff apply destroy provision deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs lab lab-down e2e bench
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -100,11 +100,17 @@ unit: ## Unit tests (vitest)
 
 lint: ## Type-check TypeScript; shellcheck the scripts; ansible-lint, yamllint and syntax-check the generated Ansible
 	$(NPX) tsc -p tsconfig.json
-	$(WITH_VENV) shellcheck scripts/*.sh e2e/*.sh .ci/run
+	$(WITH_VENV) shellcheck scripts/*.sh lab/*.sh e2e/*.sh .ci/run
 	bash scripts/lint-ansible.sh
 
 tf-test: ## tofu validate and tofu test on the synthesized stack with the real provider binaries
 	bash scripts/tf-test.sh
+
+lab: ## Root, Linux: a local lab — the Proxmox VE API simulator with real Debian 12 hosts as VMs; prints the tfvars lines to use it
+	@bash lab/lab.sh up
+
+lab-down: ## Remove the lab: the simulator, every host, its bridge and state
+	@bash lab/lab.sh down
 
 e2e: ## Root, Linux: the playbooks and a real K3s on systemd-nspawn Debian 12 hosts (builds K3s once, ~10 min)
 	bash e2e/run.sh

@@ -7,6 +7,7 @@ import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
 import type { ClusterConfig } from "./config";
 import { INVENTORY_PATH, Inventory } from "./inventory";
 import { NodePool } from "./node-pool";
+import { TemplateCheck } from "./template-check";
 
 export interface K3sClusterProps {
   /** The validated configuration. */
@@ -29,8 +30,9 @@ export class K3sCluster extends TerraformStack {
     new ProxmoxProvider(this, "proxmox", { endpoint: config.proxmox.endpoint, insecure: config.proxmox.insecure });
     new LocalProvider(this, "local");
 
-    this.masters = new NodePool(this, "masters", { config, nodes: config.masters });
-    this.workers = new NodePool(this, "workers", { config, nodes: config.workers });
+    const template = new TemplateCheck(this, "template", { node: config.proxmox.node, templateVmId: config.proxmox.templateVmId });
+    this.masters = new NodePool(this, "masters", { config, nodes: config.masters, dependsOn: [template.check] });
+    this.workers = new NodePool(this, "workers", { config, nodes: config.workers, dependsOn: [template.check] });
 
     // The files apply writes (the inventory) go below this folder: the repository, or a test's own folder.
     const outputDir = new TerraformVariable(this, "output_dir", {

@@ -1,5 +1,6 @@
 /** The VMs of one role (masters or workers), all alike but for name, id and address. */
 import { Construct } from "constructs";
+import type { ITerraformDependable } from "cdktn";
 import type { ClusterConfig, NodeSpec } from "./config";
 import { ProxmoxVm } from "./proxmox-vm";
 
@@ -8,6 +9,8 @@ export interface NodePoolProps {
   readonly config: ClusterConfig;
   /** The nodes of this pool, from `config.masters` or `config.workers`. */
   readonly nodes: readonly NodeSpec[];
+  /** What every VM waits for (the template check). @default [] */
+  readonly dependsOn?: readonly ITerraformDependable[];
 }
 
 export class NodePool extends Construct {
@@ -35,6 +38,7 @@ export class NodePool extends Construct {
           user: config.access.sshUser,
           sshPublicKey: config.access.sshPublicKey,
           tags: [config.clusterName, node.role],
+          dependsOn: props.dependsOn,
         }),
     );
   }

@@ -2,6 +2,7 @@
  * One K3s node: a Proxmox VM fully cloned from a cloud-init template, configured the way K3s wants it.
  */
 import { Construct } from "constructs";
+import type { ITerraformDependable } from "cdktn";
 import { VirtualEnvironmentVm } from "../.gen/providers/proxmox/virtual-environment-vm";
 
 export interface ProxmoxVmProps {
@@ -35,6 +36,8 @@ export interface ProxmoxVmProps {
   readonly sshPublicKey: string;
   /** Proxmox tags. @default [] */
   readonly tags?: readonly string[];
+  /** Resources the VM is created after. @default [] */
+  readonly dependsOn?: readonly ITerraformDependable[];
 }
 
 /**
@@ -53,6 +56,7 @@ export class ProxmoxVm extends Construct {
     this.vm = new VirtualEnvironmentVm(this, "vm", {
       name: props.name,
       nodeName: props.node,
+      dependsOn: props.dependsOn ? [...props.dependsOn] : undefined,
       vmId: props.vmId,
       description: "K3s node managed by k3s-proxmox (make apply). Changes made by hand are overwritten.",
       tags: [...(props.tags ?? [])].sort(),

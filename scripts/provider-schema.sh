@@ -47,7 +47,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 # source | version | resources (space-separated) | data sources (space-separated)
 # (the provider's own configuration block is always kept; functions, ephemeral resources and actions are not)
 KEEP=(
-  "bpg/proxmox|$PROXMOX_PROVIDER_VERSION|proxmox_virtual_environment_vm proxmox_virtual_environment_file|"
+  "bpg/proxmox|$PROXMOX_PROVIDER_VERSION|proxmox_virtual_environment_vm proxmox_virtual_environment_file proxmox_virtual_environment_download_file|proxmox_virtual_environment_vms"
   "hashicorp/local|$LOCAL_PROVIDER_VERSION|local_file local_sensitive_file|"
 )
 

@@ -17,6 +17,14 @@ override_resource {
 run "apply_writes_the_inventory" {
   command = apply
 
+  # The node's templates, as the template check reads them (constructs/template-check.ts).
+  override_data {
+    target = data.proxmox_virtual_environment_vms.templates
+    values = {
+      vms = [{ vm_id = 9000, name = "debian12-cloud", node_name = "pve", status = "stopped", tags = [], template = true }]
+    }
+  }
+
   assert {
     condition     = file("${var.output_dir}/ansible/inventory/hosts.ini") == <<-INI
       # Written by `make apply` from terraform.tfvars (constructs/inventory.ts). Do not edit: change the configuration.
@@ -38,4 +46,18 @@ run "apply_writes_the_inventory" {
     INI
     error_message = "hosts.ini is not what the configuration says: ${file("${var.output_dir}/ansible/inventory/hosts.ini")}"
   }
+}
+
+# template_vm_id names no template on the node: the plan stops at the check, before any VM.
+run "a_missing_template_stops_the_plan" {
+  command = plan
+
+  override_data {
+    target = data.proxmox_virtual_environment_vms.templates
+    values = {
+      vms = [{ vm_id = 9001, name = "other", node_name = "pve", status = "stopped", tags = [], template = true }]
+    }
+  }
+
+  expect_failures = [terraform_data.template_check]
 }

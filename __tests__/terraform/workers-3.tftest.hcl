@@ -2,6 +2,14 @@
 # overridden, so the real hashicorp/local provider writes the inventory; its exact content is asserted.
 # Run by scripts/tf-test.sh, which passes -var output_dir=<a temporary folder>.
 
+# The node's templates, as the template check reads them (constructs/template-check.ts).
+override_data {
+  target = data.proxmox_virtual_environment_vms.templates
+  values = {
+    vms = [{ vm_id = 9000, name = "debian12-cloud", node_name = "pve", status = "stopped", tags = [], template = true }]
+  }
+}
+
 override_resource {
   target = proxmox_virtual_environment_vm.k3s-master-1
 }
