@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { LocalProvider } from "../.gen/providers/local/provider";
 import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
 import type { ClusterConfig } from "./config";
+import { ConfigVariables } from "./config-variables";
 import { INVENTORY_PATH, Inventory } from "./inventory";
 import { NodePool } from "./node-pool";
 import { TemplateCheck } from "./template-check";
@@ -29,6 +30,7 @@ export class K3sCluster extends TerraformStack {
     // the environment, so they never reach the synthesized JSON.
     new ProxmoxProvider(this, "proxmox", { endpoint: config.proxmox.endpoint, insecure: config.proxmox.insecure });
     new LocalProvider(this, "local");
+    new ConfigVariables(this, "tfvars");
 
     const template = new TemplateCheck(this, "template", { node: config.proxmox.node, templateVmId: config.proxmox.templateVmId });
     this.masters = new NodePool(this, "masters", { config, nodes: config.masters, dependsOn: [template.check] });

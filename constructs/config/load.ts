@@ -199,10 +199,10 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
 
   // K3s
   const k3sVersion = v.k3s_version === null ? options.defaultK3sVersion ?? readVersions().K3S_VERSION : v.k3s_version;
-  if (typeof k3sVersion !== "string" || !/^v1\.\d+\.\d+\+k3s(\d+|-[0-9a-f]{7,40})$/.test(k3sVersion)) {
+  if (typeof k3sVersion !== "string" || !/^v1\.\d+\.\d+\+k3s(\d+|-[0-9a-f]{7,40}(-dirty)?)$/.test(k3sVersion)) {
     problems.push(
       `k3s_version = ${JSON.stringify(k3sVersion)}: must be a K3s release tag such as "v1.33.5+k3s1" ` +
-        `(or "v1.34.0+k3s-<commit>" for a K3s built from a commit).`,
+        `(or "v1.34.0+k3s-<commit>" for a K3s built from a commit, "…-dirty" from a modified one).`,
     );
   }
 

@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildConfig, ConfigError, loadConfigFile } from "../../../constructs/config";
+import { readVersions } from "../../../constructs/config/versions";
 import { tempDir } from "../../helpers";
 
 const PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1c3kgYmVlcyBidXp6IGFsbCBkYXkgbG9uZw test@example";
@@ -79,8 +80,15 @@ describe("defaults", () => {
     expect([...config.masters, ...config.workers].map((n) => n.ip)).toEqual(["192.168.1.50", "192.168.1.60", "192.168.1.61"]);
   });
 
-  it("accepts K3s built from a commit (air-gapped builds name it v1.x.y+k3s-<commit>)", () => {
+  it("accepts K3s built from a commit (air-gapped builds name it v1.x.y+k3s-<commit>, K3s adds -dirty for a modified tree)", () => {
     expect(build({ k3s_version: "v1.34.0+k3s-857412ae" }).k3s.version).toBe("v1.34.0+k3s-857412ae");
+    expect(build({ k3s_version: "v1.34.1+k3s-857412ae-dirty" }).k3s.version).toBe("v1.34.1+k3s-857412ae-dirty");
+  });
+
+  it("defaults to the K3s release pinned in versions.env, a real release tag", () => {
+    const config = buildConfig(vars({ k3s_version: null }), { baseDir: dir });
+    expect(config.k3s.version).toMatch(/^v1\.\d+\.\d+\+k3s\d+$/);
+    expect(config.k3s.version).toBe(readVersions().K3S_VERSION);
   });
 
   it("expands ~ in key paths and takes the k3s version from versions.env when null", () => {
