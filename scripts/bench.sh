@@ -99,12 +99,13 @@ fi
 # --- K3s ------------------------------------------------------------------------------------------------
 # shellcheck disable=SC1091
 . "$ROOT/versions.env"
-INFO="${K3SPVE_CACHE:-$HOME/.cache/k3s-proxmox}/k3s/$K3S_VERSION/build-info.env"
+# The base build of scripts/build-k3s.sh (K3S_VERSION in versions.env is the release users install, not built here).
+INFO="${K3SPVE_CACHE:-$HOME/.cache/k3s-proxmox}/k3s/$K3S_BUILD_VERSION/build-info.env"
 if [ -f "$INFO" ]; then
   info() { sed -n "s/^$1=//p" "$INFO"; }
-  row "K3s $K3S_VERSION (cached build)" "$(($(info K3S_BYTES) / 1048576)) MiB binary; its build took $(info BUILD_SECONDS) s (k3s itself $(info BUILD_K3S_SERVER_SECONDS) s), the largest build process $(($(info BUILD_K3S_SERVER_PEAK_RSS_KB) / 1024)) MiB"
+  row "K3s $K3S_BUILD_VERSION (cached build)" "$(($(info K3S_BYTES) / 1048576)) MiB binary; its build took $(info BUILD_SECONDS) s (k3s itself $(info BUILD_K3S_SERVER_SECONDS) s), the largest build process $(($(info BUILD_K3S_SERVER_PEAK_RSS_KB) / 1024)) MiB"
 else
-  row "K3s $K3S_VERSION" "not built yet (scripts/build-k3s.sh; BENCH_K3S_COLD=1 times a build)"
+  row "K3s $K3S_BUILD_VERSION" "not built yet (scripts/build-k3s.sh; BENCH_K3S_COLD=1 times a build)"
 fi
 if [ -n "${BENCH_K3S_COLD:-}" ]; then
   measure "$(keep k3s-cold)" env K3SPVE_CACHE="$SCRATCH/k3s-cache" GOCACHE="$SCRATCH/k3s-go-build" \

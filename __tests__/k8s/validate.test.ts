@@ -1,11 +1,18 @@
-/** The strict manifest validator (validate.ts) itself: it accepts valid objects and names what is wrong. */
+/**
+ * The strict manifest validator (validate.ts) itself: it accepts valid objects and names what is wrong, against each
+ * Kubernetes version versions.env pins (every case runs against every schema), and against all of them at once.
+ */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   formatProblems,
   kubernetesVersion,
+  kubernetesVersions,
   ManifestProblem,
+  PinnedSchema,
+  pinnedSchemas,
+  ValidateOptions,
   validateManifest,
   validateManifests,
   validateManifestYaml,
@@ -130,22 +137,30 @@ const valid: Obj[] = [
 ];
 
 /** The problems of `doc`, expecting exactly one: a broken object must be reported for that, and only that. */
-function only(doc: unknown): ManifestProblem {
-  const problems = validateManifest(doc);
+function onlyProblem(doc: unknown, options: ValidateOptions = {}): ManifestProblem {
+  const problems = validateManifest(doc, options);
   expect(problems, formatProblems(problems)).toHaveLength(1);
   return problems[0];
 }
 
-describe(`strict manifest validation (Kubernetes ${kubernetesVersion()})`, () => {
-  it("validates against the Kubernetes version pinned in versions.env", () => {
-    const env = fs.readFileSync(path.resolve(__dirname, "..", "..", "versions.env"), "utf8");
-    const module = /^KUBERNETES_SCHEMA_MODULE=\S+@(v\d+\.\d+\.\d+)/m.exec(env);
-    expect(module?.[1]).toBeDefined();
-    expect(kubernetesVersion()).toBe(module?.[1]);
+const SCHEMA_DIR = path.join(__dirname, "schema");
+const versionsEnv = fs.readFileSync(path.resolve(__dirname, "..", "..", "versions.env"), "utf8");
+
+const cases = pinnedSchemas().map((s): [string, string, PinnedSchema] => [s.version, s.variable, s]);
+describe.each(cases)("strict manifest validation (Kubernetes %s, %s)", (_version, _variable, schema) => {
+  const at: ValidateOptions = { kubernetes: schema.version };
+  const only = (doc: unknown) => onlyProblem(doc, at);
+
+  it("validates against the Kubernetes version pinned in versions.env, from the schema file of its module", () => {
+    const module = new RegExp(`^${schema.variable}=(\\S+@(v\\d+\\.\\d+\\.\\d+)\\S*)\\s*$`, "m").exec(versionsEnv);
+    expect(module?.[2]).toBeDefined();
+    expect(kubernetesVersion(at)).toBe(module?.[2]);
+    const file = JSON.parse(fs.readFileSync(path.join(SCHEMA_DIR, `kubernetes-${schema.version}.json`), "utf8"));
+    expect({ module: file.module, kubernetesVersion: file.kubernetesVersion }).toEqual({ module: module?.[1], kubernetesVersion: schema.version });
   });
 
   it.each(valid.map((doc) => [`${doc.kind} ${doc.metadata.name}`, doc]))("accepts a valid %s", (_, doc) => {
-    const problems = validateManifest(doc);
+    const problems = validateManifest(doc, at);
     expect(formatProblems(problems)).toBe("");
   });
 
@@ -154,7 +169,7 @@ describe(`strict manifest validation (Kubernetes ${kubernetesVersion()})`, () =>
     withNulls.metadata.creationTimestamp = null;
     withNulls.spec.template.metadata.creationTimestamp = null;
     withNulls.status = null;
-    expect(formatProblems(validateManifests([...valid, withNulls, null]))).toBe("");
+    expect(formatProblems(validateManifests([...valid, withNulls, null], at))).toBe("");
   });
 
   it("reports an unknown field deep in a pod spec with its path, and suggests the right name", () => {
@@ -173,7 +188,7 @@ describe(`strict manifest validation (Kubernetes ${kubernetesVersion()})`, () =>
     doc.spec.template.spec.containers[0].readinessProbe.httpGet.paths = "/";
     doc.metadata.lables = {};
     doc.specs = {};
-    const paths = validateManifest(doc).map((p) => p.path);
+    const paths = validateManifest(doc, at).map((p) => p.path);
     expect(paths.sort()).toEqual(
       [
         "/metadata/lables",
@@ -215,7 +230,7 @@ describe(`strict manifest validation (Kubernetes ${kubernetesVersion()})`, () =>
   it("rejects beta APIs and unknown kinds", () => {
     const psp = only({ apiVersion: "policy/v1beta1", kind: "PodSecurityPolicy", metadata: { name: "restricted" }, spec: {} });
     expect(psp.path).toBe("/apiVersion");
-    expect(psp.message).toContain(`policy/v1beta1 PodSecurityPolicy is not a GA kind of Kubernetes ${kubernetesVersion()}`);
+    expect(psp.message).toContain(`policy/v1beta1 PodSecurityPolicy is not a GA kind of Kubernetes ${schema.version}`);
     expect(only({ apiVersion: "foo/v1", kind: "Bar", metadata: { name: "x" } }).message).toContain("foo/v1 Bar is not a GA kind");
     expect(only({ ...valid[2], apiVersion: "apps/v1/v1" }).path).toBe("/apiVersion");
     const betaIngress = only({ ...valid[3], apiVersion: "networking.k8s.io/v1beta1" });
@@ -233,7 +248,7 @@ describe(`strict manifest validation (Kubernetes ${kubernetesVersion()})`, () =>
     for (const good of ["1Gi", "500M", "1.5", ".5", "100m", "1e3", "+2Ki", 2, 0.25]) {
       const ok = pvc();
       ok.spec.resources.requests.storage = good;
-      expect(validateManifest(ok), String(good)).toEqual([]);
+      expect(validateManifest(ok, at), String(good)).toEqual([]);
     }
     for (const bad of ["1GB", "Gi", "1 Gi", "1gi", "", "1.2.3", true]) {
       const wrong = pvc();
@@ -246,35 +261,104 @@ describe(`strict manifest validation (Kubernetes ${kubernetesVersion()})`, () =>
     const ns = only({ apiVersion: "v1", kind: "Namespace", metadata: { labels: { a: "b" } } });
     expect(ns).toEqual({ object: "Namespace <no name>", path: "/metadata/name", message: expect.stringContaining("metadata.name is required") });
     expect(only({ apiVersion: "v1", kind: "ServiceAccount" }).path).toBe("/metadata/name");
-    const inList = validateManifests([valid[0], { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "" } }]);
+    const inList = validateManifests([valid[0], { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "" } }], at);
     expect(inList).toEqual([{ object: "ConfigMap <no name> (document 2)", path: "/metadata/name", message: expect.any(String) }]);
   });
 
   it("rejects documents that are not objects, or lack apiVersion/kind", () => {
-    expect(validateManifest("kind: Namespace")[0].message).toContain("must be a mapping");
-    expect(validateManifest({ kind: "Namespace", metadata: { name: "x" } })).toEqual([
+    expect(validateManifest("kind: Namespace", at)[0].message).toContain("must be a mapping");
+    expect(validateManifest({ kind: "Namespace", metadata: { name: "x" } }, at)).toEqual([
       { object: "Namespace x", path: "/apiVersion", message: expect.stringContaining("apiVersion") },
     ]);
   });
 
   it("validates YAML text, reporting duplicate keys as kubectl's strict validation does", () => {
     const good = "# comment\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n  creationTimestamp: null\n---\n";
-    expect(validateManifestYaml(good)).toEqual([]);
+    expect(validateManifestYaml(good, at)).toEqual([]);
     const dup = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n  name: other\n";
-    expect(formatProblems(validateManifestYaml(dup))).toMatch(/document 1.*YAML.*(duplicate|unique)/i);
+    expect(formatProblems(validateManifestYaml(dup, at))).toMatch(/document 1.*YAML.*(duplicate|unique)/i);
     const typo = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n  namespace: apps\nautomountServiceAccountTokens: false\n";
-    expect(validateManifestYaml(typo)).toEqual([
+    expect(validateManifestYaml(typo, at)).toEqual([
       { object: "ServiceAccount apps/sa", path: "/automountServiceAccountTokens", message: expect.stringContaining("unknown field") },
     ]);
   });
 
   it("is fast once compiled: 50 objects well under a second", () => {
     const docs = Array.from({ length: 50 }, (_, i) => clone(valid[i % valid.length]));
-    validateManifests(docs); // compiles what is not compiled yet
+    validateManifests(docs, at); // compiles what is not compiled yet
     const start = performance.now();
-    const problems = validateManifests(docs);
+    const problems = validateManifests(docs, at);
     const elapsed = performance.now() - start;
     expect(problems).toEqual([]);
     expect(elapsed).toBeLessThan(500);
+  });
+});
+
+/** The GA "group/version/kind"s of a schema file. */
+function gaKinds(version: string): Map<string, Gvk> {
+  const file = JSON.parse(fs.readFileSync(path.join(SCHEMA_DIR, `kubernetes-${version}.json`), "utf8"));
+  const kinds = new Map<string, Gvk>();
+  for (const def of Object.values(file.definitions) as Obj[]) {
+    for (const g of (def["x-kubernetes-group-version-kind"] ?? []) as Gvk[]) kinds.set(`${g.group}/${g.version}/${g.kind}`, g);
+  }
+  return kinds;
+}
+type Gvk = { group: string; version: string; kind: string };
+
+describe(`strict manifest validation against every pinned Kubernetes at once (${kubernetesVersion()}, the default)`, () => {
+  it("pins two different versions: the e2e's K3s build's and the users' default", () => {
+    expect(pinnedSchemas().map((s) => s.variable)).toEqual(["KUBERNETES_SCHEMA_MODULE", "KUBERNETES_SCHEMA_MODULE_DEFAULT"]);
+    expect(new Set(kubernetesVersions()).size).toBe(2);
+    expect(kubernetesVersion()).toBe(kubernetesVersions().join(" and "));
+  });
+
+  it("accepts what every version accepts", () => {
+    expect(formatProblems(validateManifests(valid))).toBe("");
+    expect(validateManifestYaml("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n")).toEqual([]);
+  });
+
+  it("reports a problem that every version reports once, as it is", () => {
+    const doc = deployment();
+    doc.spec.replicas = "two";
+    const p = onlyProblem(doc);
+    expect(p.path).toBe("/spec/replicas");
+    expect(p.message).not.toMatch(/\(Kubernetes /);
+    expect(p).toEqual(onlyProblem(doc, { kubernetes: kubernetesVersions()[0] }));
+  });
+
+  // A kind one pinned version serves as GA and another does not (computed from the schema files, so it holds
+  // whichever versions are pinned; if none differ, there is nothing to check).
+  const [older, newer] = kubernetesVersions();
+  const added = [...gaKinds(newer).entries()].filter(([key]) => !gaKinds(older).has(key)).map(([, g]) => g)[0];
+  it.skipIf(added === undefined)(`reports what only some versions report, naming them (${added?.kind ?? "no kind"} is GA in ${newer} only)`, () => {
+    const doc = { apiVersion: `${added!.group ? `${added!.group}/` : ""}${added!.version}`, kind: added!.kind, metadata: { name: "x" }, spec: {} };
+    const problems = validateManifest(doc);
+    const perVersion = (v: string) => validateManifest(doc, { kubernetes: v });
+    expect(perVersion(older)).toEqual([{ object: `${added!.kind} x`, path: "/apiVersion", message: expect.stringContaining(`is not a GA kind of Kubernetes ${older}`) }]);
+    // The older version's problem names its version already; the newer one's (if any) get theirs appended.
+    expect(problems).toEqual([
+      ...perVersion(older),
+      ...perVersion(newer).map((p) => ({ ...p, message: `${p.message} (Kubernetes ${newer})` })),
+    ]);
+    const unknown = { ...deployment(), specs: {} };
+    expect(validateManifest(unknown).map((p) => p.message)).toEqual(['unknown field "specs" (did you mean "spec"?)']);
+  });
+
+  // A kind both versions serve whose bare object (apiVersion, kind, a name) only the newer one rejects, e.g. for a
+  // field it made required (searched in the schema files, so it holds whichever versions are pinned).
+  const bare = (g: Gvk) => ({ apiVersion: `${g.group ? `${g.group}/` : ""}${g.version}`, kind: g.kind, metadata: { name: "x" } });
+  const stricter = [...gaKinds(newer).entries()]
+    .filter(([key, g]) => gaKinds(older).has(key) && !g.kind.endsWith("List"))
+    .map(([, g]) => g)
+    .find((g) => validateManifest(bare(g), { kubernetes: older }).length === 0 && validateManifest(bare(g), { kubernetes: newer }).length > 0);
+  it.skipIf(stricter === undefined)(`says which version reports a problem the others do not (a bare ${stricter?.kind ?? "object"})`, () => {
+    const doc = bare(stricter!);
+    const inNewer = validateManifest(doc, { kubernetes: newer });
+    expect(validateManifest(doc)).toEqual(inNewer.map((p) => ({ ...p, message: `${p.message} (Kubernetes ${newer})` })));
+    expect(formatProblems(validateManifest(doc))).toMatch(new RegExp(`required field .* is missing \\(Kubernetes ${newer.replace(/\./g, "\\.")}\\)`));
+  });
+
+  it("refuses a version that versions.env does not pin", () => {
+    expect(() => validateManifest(valid[0], { kubernetes: "v1.0.0" })).toThrow(/v1\.0\.0 is not pinned in versions\.env/);
   });
 });

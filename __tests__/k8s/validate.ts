@@ -1,15 +1,19 @@
 /**
- * Strict, offline validation of Kubernetes manifests against the OpenAPI schema of the pinned Kubernetes
- * (__tests__/k8s/schema/kubernetes-<version>.json, written by scripts/k8s-schema.sh from the module that
- * KUBERNETES_SCHEMA_MODULE in versions.env names). What it reports, like `kubectl apply --validate=strict`
- * against a real API server of that version would:
+ * Strict, offline validation of Kubernetes manifests against the OpenAPI schemas of the pinned Kubernetes versions
+ * (__tests__/k8s/schema/kubernetes-<version>.json, written by scripts/k8s-schema.sh from the modules that
+ * versions.env names: KUBERNETES_SCHEMA_MODULE, the Kubernetes of the e2e's K3s build, and
+ * KUBERNETES_SCHEMA_MODULE_DEFAULT, the users' default Kubernetes). What it reports, like
+ * `kubectl apply --validate=strict` against a real API server of that version would:
  *
  * - an apiVersion/kind that is not a GA kind of that Kubernetes (alpha/beta APIs and CRDs included);
  * - unknown fields at any depth (every object schema with properties is closed), with their JSON path;
  * - wrong types, malformed formats (int32/int64 ranges, quantities such as 500m or 1Gi, base64, date-times);
  * - missing required fields, and a missing metadata.name (the schema does not say so; the API server does).
  *
- * Like the API server, a null value counts as an absent field. The schemas are compiled once per kind and kept.
+ * By default an object is validated against every pinned version: a problem all of them report is listed once,
+ * one that only some report says which (`... (Kubernetes v1.34.0)`). `{ kubernetes: "v1.36.3" }` validates
+ * against that version only. Like the API server, a null value counts as an absent field. The schemas are
+ * compiled once per version and kind and kept.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -23,6 +27,21 @@ export interface ManifestProblem {
   /** JSON pointer of the offending value inside the object, e.g. `/spec/template/spec/containers/0/image`. */
   path: string;
   message: string;
+}
+
+export interface ValidateOptions {
+  /** Validate against this pinned Kubernetes version only (one of kubernetesVersions()); default: all of them. */
+  kubernetes?: string;
+}
+
+/** A schema versions.env pins. */
+export interface PinnedSchema {
+  /** The versions.env variable, e.g. KUBERNETES_SCHEMA_MODULE_DEFAULT. */
+  variable: string;
+  /** Its value, e.g. k8s.io/kubernetes@v1.36.3. */
+  module: string;
+  /** The Kubernetes version, e.g. v1.36.3 (the module version without K3s's -k3sN suffix). */
+  version: string;
 }
 
 type Schema = { [key: string]: unknown };
@@ -39,24 +58,47 @@ interface Gvk {
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const SCHEMA_DIR = path.join(__dirname, "schema");
+/** The versions.env variables that name the schemas, with what each one is, for error messages. */
+const SCHEMA_VARIABLES: [string, string][] = [
+  ["KUBERNETES_SCHEMA_MODULE", "the Kubernetes module of the e2e's K3s build"],
+  ["KUBERNETES_SCHEMA_MODULE_DEFAULT", "the Kubernetes module of the users' default K3s"],
+];
+const REGENERATE = `run scripts/k8s-schema.sh and commit ${path.relative(ROOT, SCHEMA_DIR)}/`;
 
-/** KUBERNETES_SCHEMA_MODULE from versions.env, e.g. github.com/k3s-io/kubernetes@v1.34.0-k3s1. */
-function pinnedModule(): string {
+let pinned: PinnedSchema[] | undefined;
+
+/** The schemas versions.env pins, in the order of SCHEMA_VARIABLES (the e2e's Kubernetes first). */
+export function pinnedSchemas(): PinnedSchema[] {
+  if (pinned) return pinned;
   const env = fs.readFileSync(path.join(ROOT, "versions.env"), "utf8");
-  const match = /^KUBERNETES_SCHEMA_MODULE=(\S+)\s*$/m.exec(env);
-  if (!match) throw new Error("versions.env sets no KUBERNETES_SCHEMA_MODULE (the Kubernetes module of the pinned K3s)");
-  return match[1];
+  const schemas = SCHEMA_VARIABLES.map(([variable, what]) => {
+    const match = new RegExp(`^${variable}=(\\S+)\\s*$`, "m").exec(env);
+    if (!match) throw new Error(`versions.env sets no ${variable} (${what}, e.g. k8s.io/kubernetes@v1.36.3)`);
+    const module = match[1];
+    const version = module.replace(/^.*@/, "").replace(/-k3s\d+$/, "");
+    if (!/^v\d+\.\d+\.\d+/.test(version)) throw new Error(`versions.env: ${variable}=${module} is not <module>@v<kubernetes version>`);
+    return { variable, module, version };
+  });
+  const versions = schemas.map((s) => s.version);
+  if (new Set(versions).size !== versions.length) {
+    throw new Error(`versions.env: ${schemas.map((s) => `${s.variable}=${s.module}`).join(" and ")} are the same Kubernetes version; the schemas are kept by version`);
+  }
+  pinned = schemas;
+  return schemas;
 }
 
-function loadSchemaFile(): SchemaFile {
-  const module = pinnedModule();
-  const version = module.replace(/^.*@/, "").replace(/-k3s\d+$/, "");
-  const file = path.join(SCHEMA_DIR, `kubernetes-${version}.json`);
-  const regenerate = `run scripts/k8s-schema.sh and commit ${path.relative(ROOT, SCHEMA_DIR)}/`;
-  if (!fs.existsSync(file)) throw new Error(`no schema for ${module}: ${path.relative(ROOT, file)} is missing; ${regenerate}`);
+/** The Kubernetes versions the manifests are validated against, e.g. ["v1.34.0", "v1.36.3"]. */
+export function kubernetesVersions(): string[] {
+  return pinnedSchemas().map((s) => s.version);
+}
+
+function loadSchemaFile(schema: PinnedSchema): SchemaFile {
+  const file = path.join(SCHEMA_DIR, `kubernetes-${schema.version}.json`);
+  const rel = path.relative(ROOT, file);
+  if (!fs.existsSync(file)) throw new Error(`no schema for ${schema.variable}=${schema.module}: ${rel} is missing; ${REGENERATE}`);
   const data = JSON.parse(fs.readFileSync(file, "utf8")) as SchemaFile;
-  if (data.module !== module) {
-    throw new Error(`${path.relative(ROOT, file)} was generated from ${data.module}, but versions.env pins ${module}; ${regenerate}`);
+  if (data.module !== schema.module) {
+    throw new Error(`${rel} was generated from ${data.module}, but versions.env pins ${schema.variable}=${schema.module}; ${REGENERATE}`);
   }
   return data;
 }
@@ -140,11 +182,14 @@ interface Validator {
   compiled: Map<string, ValidateFunction>;
 }
 
-let cached: Validator | undefined;
+const cached = new Map<string, Validator>();
 
-function validator(): Validator {
-  if (cached) return cached;
-  const file = loadSchemaFile();
+function validator(kubernetes: string): Validator {
+  const hit = cached.get(kubernetes);
+  if (hit) return hit;
+  const schema = pinnedSchemas().find((s) => s.version === kubernetes);
+  if (!schema) throw new Error(`Kubernetes ${kubernetes} is not pinned in versions.env (the pinned versions: ${kubernetesVersions().join(", ")})`);
+  const file = loadSchemaFile(schema);
   const version = file.kubernetesVersion;
   const definitions: Record<string, Schema> = {};
   const kinds = new Map<string, string>();
@@ -169,8 +214,9 @@ function validator(): Validator {
   ajv.addFormat("quantity", { type: "string", validate: (s: string) => QUANTITY.test(s) });
   const schemaId = `kubernetes-${version}.json`;
   ajv.addSchema({ $id: schemaId, definitions });
-  cached = { version, kinds, versionsOfKind, ajv, schemaId, compiled: new Map() };
-  return cached;
+  const v: Validator = { version, kinds, versionsOfKind, ajv, schemaId, compiled: new Map() };
+  cached.set(kubernetes, v);
+  return v;
 }
 
 function compiledFor(v: Validator, definition: string): ValidateFunction {
@@ -263,14 +309,14 @@ function objectLabel(doc: Schema, index?: number): string {
   return `${kind} ${namespace ? `${namespace}/` : ""}${name ?? `<no name>${where}`}`;
 }
 
-function validateOne(input: unknown, index?: number): ManifestProblem[] {
+function validateOne(input: unknown, index: number | undefined, kubernetes: string): ManifestProblem[] {
   if (!isObject(input)) {
     const object = index === undefined ? "<not an object>" : `document ${index + 1}`;
     return [{ object, path: "", message: `a Kubernetes object must be a mapping, not ${describe(input)}` }];
   }
   const doc = withoutNulls(input) as Schema;
   const object = objectLabel(doc, index);
-  const v = validator();
+  const v = validator(kubernetes);
   const problems: ManifestProblem[] = [];
   const apiVersion = str(doc.apiVersion);
   const kind = str(doc.kind);
@@ -309,28 +355,51 @@ function validateOne(input: unknown, index?: number): ManifestProblem[] {
   return problems;
 }
 
+/**
+ * The problems of one object against the versions `options` selects: against one, as they are; against all, each
+ * once, and those that not every version reports with the versions that do (unless the message names them).
+ */
+function validateEach(input: unknown, index: number | undefined, options: ValidateOptions): ManifestProblem[] {
+  if (options.kubernetes !== undefined) return validateOne(input, index, options.kubernetes);
+  const versions = kubernetesVersions();
+  const found = new Map<string, { problem: ManifestProblem; versions: string[] }>();
+  for (const version of versions) {
+    for (const problem of validateOne(input, index, version)) {
+      const key = `${problem.object}\n${problem.path}\n${problem.message}`;
+      const seen = found.get(key);
+      if (seen) seen.versions.push(version);
+      else found.set(key, { problem, versions: [version] });
+    }
+  }
+  return [...found.values()].map(({ problem, versions: which }) =>
+    which.length === versions.length || which.some((v) => problem.message.includes(v))
+      ? problem
+      : { ...problem, message: `${problem.message} (Kubernetes ${which.join(", ")})` },
+  );
+}
+
 /** Validates one Kubernetes object (parsed YAML/JSON); returns its problems, none if it is valid. */
-export function validateManifest(doc: unknown): ManifestProblem[] {
-  return validateOne(doc);
+export function validateManifest(doc: unknown, options: ValidateOptions = {}): ManifestProblem[] {
+  return validateEach(doc, undefined, options);
 }
 
 /** Validates objects, e.g. all documents of a manifest file; empty (null) documents are skipped, as kubectl does. */
-export function validateManifests(docs: unknown[]): ManifestProblem[] {
-  return docs.flatMap((doc, i) => (doc === null || doc === undefined ? [] : validateOne(doc, i)));
+export function validateManifests(docs: unknown[], options: ValidateOptions = {}): ManifestProblem[] {
+  return docs.flatMap((doc, i) => (doc === null || doc === undefined ? [] : validateEach(doc, i, options)));
 }
 
 /**
  * Validates a multi-document YAML text (a manifest file). YAML errors, duplicate keys included (which
  * kubectl's strict validation rejects as duplicate fields), are problems too.
  */
-export function validateManifestYaml(text: string): ManifestProblem[] {
+export function validateManifestYaml(text: string, options: ValidateOptions = {}): ManifestProblem[] {
   const problems: ManifestProblem[] = [];
   const docs = parseAllDocuments(text, { uniqueKeys: true, prettyErrors: false });
   const values = docs.map((doc, i) => {
     for (const e of doc.errors) problems.push({ object: `document ${i + 1}`, path: "", message: `YAML: ${e.message}` });
     return doc.errors.length > 0 ? null : (doc.toJS() as unknown);
   });
-  return [...problems, ...validateManifests(values)];
+  return [...problems, ...validateManifests(values, options)];
 }
 
 /** One line per problem (`<object>: <path>: <message>`), for assertion messages. */
@@ -338,7 +407,12 @@ export function formatProblems(problems: ManifestProblem[]): string {
   return problems.map((p) => `${p.object}: ${p.path || "/"}: ${p.message}`).join("\n");
 }
 
-/** The Kubernetes version the manifests are validated against (e.g. v1.34.0). */
-export function kubernetesVersion(): string {
-  return validator().version;
+/**
+ * The Kubernetes version(s) the manifests are validated against, for test names and messages: `v1.34.0 and
+ * v1.36.3` by default, or the one `options` selects (checked to be pinned).
+ */
+export function kubernetesVersion(options: ValidateOptions = {}): string {
+  if (options.kubernetes !== undefined) return validator(options.kubernetes).version;
+  const versions = kubernetesVersions();
+  return versions.length <= 1 ? versions.join("") : `${versions.slice(0, -1).join(", ")} and ${versions[versions.length - 1]}`;
 }
