@@ -7,11 +7,15 @@ SHELL := bash
 export K3SPVE_CACHE ?= $(HOME)/.cache/k3s-proxmox
 # The operator's configuration; TFVARS=<path> selects another file.
 export TFVARS ?= terraform.tfvars
-STACK_DIR := cdktf.out/stacks/k3s
+# Where synth writes the Terraform JSON, and where Terraform keeps its state (terraform.k3s.tfstate beside it).
+OUT ?= cdktf.out
+STACK_DIR = $(OUT)/stacks/k3s
 TOOLS_BIN := $(K3SPVE_CACHE)/tools/bin
 TOFURC := $(K3SPVE_CACHE)/tools/tofurc
 # Terraform or OpenTofu for apply/diff/destroy: TF=tofu|terraform, else whichever is on PATH, else the project's build.
 TF ?= $(or $(shell command -v tofu 2>/dev/null),$(shell command -v terraform 2>/dev/null),$(TOOLS_BIN)/tofu)
+# e2e scenarios to run (e2e/run.sh lists them); all by default.
+SCENARIO ?= all
 # Set PROVIDER_MIRROR=1 to install providers from the project's offline mirror instead of the registry.
 PROVIDER_MIRROR ?=
 TF_ENV := $(if $(PROVIDER_MIRROR),TF_CLI_CONFIG_FILE=$(TOFURC),)
@@ -32,12 +36,14 @@ endif
 INVENTORY ?= ansible/inventory/hosts.ini
 # Extra arguments for ansible-playbook, e.g. ANSIBLE_ARGS="--limit k3s-worker-3 -e @airgap.yml".
 ANSIBLE_ARGS ?=
-# CONFIRM=yes answers the question restore, reset and the removal of nodes ask (needed without a terminal).
+# CONFIRM=yes answers the question apply, destroy, restore, reset and the removal of nodes ask (needed without a
+# terminal).
 CONFIRM ?=
+TF_APPROVE := $(if $(filter yes,$(CONFIRM)),-auto-approve,)
 # Where make backup puts the snapshots (not committed).
 BACKUP_DIR ?= backups
 
-.PHONY: help setup synth diff apply destroy provision deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs lab lab-down e2e bench
+.PHONY: help setup synth diff apply destroy provision upgrade deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs lab lab-down e2e bench
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,17 +56,17 @@ setup: ## Install everything the project needs (npm packages, OpenTofu + provide
 	@bash scripts/provider-schema.sh get
 
 synth: ## Synthesize the Terraform JSON (cdktf.out/) and regenerate ansible/ and manifests/ from terraform.tfvars
-	$(NPX) cdktn synth
+	$(NPX) cdktn synth --output $(OUT)
 
 diff: synth ## Show what apply would change (terraform plan)
 	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) plan -input=false
 
 apply: synth ## Create or update the VMs and write ansible/inventory/hosts.ini (nodes being removed are drained first)
 	@if [ -f "$(INVENTORY)" ]; then $(MAKE) --no-print-directory remove-nodes; fi
-	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) apply -input=false
+	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) apply -input=false $(TF_APPROVE)
 
-destroy: synth ## Destroy the VMs (asks for confirmation)
-	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) destroy -input=false
+destroy: synth ## Destroy the VMs (asks for confirmation; CONFIRM=yes answers it)
+	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) destroy -input=false $(TF_APPROVE)
 
 # ansible-playbook with the project's venv and ansible.cfg, after checking the inventory and its group_vars exist.
 # $(1): the playbook; $(2): its own extra arguments.
@@ -73,6 +79,9 @@ endef
 
 provision: ## Prepare the nodes and install K3s with Ansible (site.yml); writes ./kubeconfig
 	$(call playbook,site.yml)
+
+upgrade: ## Rolling K3s upgrade to k3s_version: servers one at a time, then agents (drained, upgraded, uncordoned)
+	$(call playbook,upgrade.yml)
 
 deploy-apps: ## Deploy Traefik, the dashboard, Whoami and Uptime Kuma (manifests/, apps-deploy.yml); prints their URLs
 	$(call playbook,apps-deploy.yml)
@@ -100,7 +109,7 @@ unit: ## Unit tests (vitest)
 
 lint: ## Type-check TypeScript; shellcheck the scripts; ansible-lint, yamllint and syntax-check the generated Ansible
 	$(NPX) tsc -p tsconfig.json
-	$(WITH_VENV) shellcheck scripts/*.sh lab/*.sh e2e/*.sh .ci/run
+	$(WITH_VENV) shellcheck scripts/*.sh lab/*.sh e2e/*.sh e2e/scenarios/*.sh .ci/run
 	bash scripts/lint-ansible.sh
 
 tf-test: ## tofu validate and tofu test on the synthesized stack with the real provider binaries
@@ -112,8 +121,8 @@ lab: ## Root, Linux: a local lab — the Proxmox VE API simulator with real Debi
 lab-down: ## Remove the lab: the simulator, every host, its bridge and state
 	@bash lab/lab.sh down
 
-e2e: ## Root, Linux: the playbooks and a real K3s on systemd-nspawn Debian 12 hosts (builds K3s once, ~10 min)
-	bash e2e/run.sh
+e2e: ## Root, Linux: the whole flow on the lab (make apply … make destroy) with a real K3s; SCENARIO=<name,…> runs some
+	SCENARIO="$(SCENARIO)" bash e2e/run.sh
 
 bench: ## Print how long synth, setup, test (and with BENCH_*=1: cold setup, the K3s build, provision) take here
 	bash scripts/bench.sh

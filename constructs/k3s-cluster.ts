@@ -1,6 +1,6 @@
 /** The whole cluster as one stack: the Proxmox and local providers, the node pools and the inventory. */
 import { Construct } from "constructs";
-import { TerraformOutput, TerraformStack, TerraformVariable } from "cdktn";
+import { LocalBackend, TerraformOutput, TerraformStack, TerraformVariable } from "cdktn";
 import * as path from "node:path";
 import { LocalProvider } from "../.gen/providers/local/provider";
 import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
@@ -13,7 +13,8 @@ import { TemplateCheck } from "./template-check";
 export interface K3sClusterProps {
   /** The validated configuration. */
   readonly config: ClusterConfig;
-  /** Default of the `output_dir` variable, below which `ansible/inventory/hosts.ini` is written. @default the current directory */
+  /** Default of the `output_dir` variable, below which `ansible/inventory/hosts.ini` is written, and the folder of the
+   * Terraform state (`terraform.k3s.tfstate`). @default the current directory */
   readonly rootDir?: string;
 }
 
@@ -25,6 +26,9 @@ export class K3sCluster extends TerraformStack {
   constructor(scope: Construct, id: string, props: K3sClusterProps) {
     super(scope, id);
     const { config } = props;
+    const rootDir = path.resolve(props.rootDir ?? process.cwd());
+    // The state beside the operator's other files (the repository, or a test's own folder), never in cdktf.out/.
+    new LocalBackend(this, { path: path.join(rootDir, `terraform.${id}.tfstate`) });
 
     // Credentials are not set here: the provider reads PROXMOX_VE_API_TOKEN (or _USERNAME/_PASSWORD) from
     // the environment, so they never reach the synthesized JSON.
@@ -39,7 +43,7 @@ export class K3sCluster extends TerraformStack {
     // The files apply writes (the inventory) go below this folder: the repository, or a test's own folder.
     const outputDir = new TerraformVariable(this, "output_dir", {
       type: "string",
-      default: path.resolve(props.rootDir ?? process.cwd()),
+      default: rootDir,
       description: "Folder below which apply writes ansible/inventory/hosts.ini.",
     });
     outputDir.overrideLogicalId("output_dir");

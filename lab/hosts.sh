@@ -31,9 +31,9 @@
 #
 # What a host is: overlayfs (upper layer in the run folder: the VM's disk) over the read-only cached rootfs, or a
 # `cp -a --reflink=auto` copy where overlayfs does not work; /var/lib/rancher is a plain folder of the run folder
-# bound in, so containerd's overlayfs snapshotter never stacks overlay on overlay. Its NIC is a veth pair:
-# tap<VMID>i0 on the bridge (Proxmox's own name for a VM's tap device) and, inside, an interface with the VM's net0
-# MAC that cloud-init renames to eth0, as on a Proxmox VM. The container runs with all capabilities, no seccomp
+# bound in, so containerd's overlayfs snapshotter never stacks overlay on overlay. Its NIC is a veth pair: one end
+# on the bridge (k<lab id>t<VMID>, where Proxmox has tap<VMID>i0) and, inside, an interface with the VM's net0 MAC
+# that cloud-init renames to eth0, as on a Proxmox VM. The container runs with all capabilities, no seccomp
 # filter, /dev/kmsg bound and writable cgroup hierarchies, in cgroups of its own (below the caller's) in every
 # hierarchy, with the VM's cores and memory as the CPU quota and memory limit. Network: a bridge with .1 of the
 # subnet and an nftables table that masquerades the subnet and forwards only DNS and HTTP(S) out of it (apt).
@@ -275,6 +275,10 @@ shared_unlock() { exec {SHARED_FD}>&-; }
 hostdir() { printf '%s/hosts/vm%s\n' "$RUN" "$1"; }
 vm_ids() { local d; for d in "$RUN"/hosts/vm*/; do [ -d "$d" ] && basename "$d" | sed 's/^vm//'; done; return 0; }
 check_vmid() { [[ "$1" =~ ^[1-9][0-9]{2,8}$ ]] || die "'$1' is not a VM id (100-999999999)"; }
+# tap_name VMID [v]: the VM's NIC on the bridge (or, with v, its other end before it moves into the host). Proxmox
+# names a VM's tap device tap<VMID>i0; interface names are machine-wide and several labs may run, so the lab's own
+# id comes first (15 characters at most).
+tap_name() { printf 'k%s%s%s\n' "${RUN_ID:0:4}" "${2:-t}" "$1"; }
 
 # nspawn_pid VMID: the pid of the host's systemd-nspawn if it is alive and really ours.
 nspawn_pid() {
@@ -376,7 +380,8 @@ cgroup_create() {
   while read -r base; do
     [ -d "$base" ] || continue
     for dir in "$base/$sub" "$base/$sub/$name"; do
-      [ -d "$dir" ] || mkdir "$dir" || die "$name: cannot create cgroup $dir"
+      # VMs start in parallel: another one may make the shared parent first.
+      mkdir "$dir" 2>/dev/null || [ -d "$dir" ] || die "$name: cannot create cgroup $dir"
       # A new cpuset cgroup starts with no CPUs and no memory nodes: inherit the parent's.
       for f in cpuset.cpus cpuset.mems; do
         if [ -f "$dir/$f" ] && [ -z "$(cat "$dir/$f")" ]; then cat "$(dirname "$dir")/$f" >"$dir/$f"; fi
@@ -476,7 +481,7 @@ cmd_vm_start() {
   install -m 0600 "$seed/user-data" "$seed/meta-data" "$seed/network-config" "$seed/vendor-data" "$r/var/lib/cloud/seed/nocloud/"
   cgroup_create "$id"
   set_limits "$id" "$cpus" "$mib"
-  tap="tap${id}i0"; peer="v${id}n0"
+  tap="$(tap_name "$id")"; peer="$(tap_name "$id" v)"
   ip link delete "$tap" 2>/dev/null || true
   ip link add "$tap" type veth peer name "$peer" || die "vm $id: cannot create its NIC ($tap)"
   ip link set "$peer" address "$mac" || die "vm $id: cannot give its NIC the MAC $mac"
@@ -519,7 +524,7 @@ stop_vm() {
     done
     nspawn_pid "$id" >/dev/null && die "vm $id: systemd-nspawn pid $pid does not die"
   fi
-  ip link delete "tap${id}i0" 2>/dev/null || true
+  ip link delete "$(tap_name "$id")" 2>/dev/null || true
   cgroup_remove "$id"
   return 0
 }

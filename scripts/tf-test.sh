@@ -3,6 +3,8 @@
 # For each scenario __tests__/terraform/fixtures/<name>.tfvars: synthesize the stack from it, put
 # __tests__/terraform/<name>.tftest.hcl beside the JSON, `tofu init` from the project's provider mirror,
 # `tofu validate`, then `tofu test` (a real apply with the Proxmox VMs overridden; see the .tftest.hcl files).
+# Then, for PVE 8.4 and 9.1, the real provider against the Proxmox VE API simulator with no hosts behind it
+# (lab/lab.sh, LAB_BACKEND=none; no root needed): apply, a plan that shows no changes, an in-place change, destroy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${K3SPVE_CACHE:-$HOME/.cache/k3s-proxmox}"
@@ -14,8 +16,8 @@ export TF_CLI_CONFIG_FILE="$cache/tools/tofurc" TF_IN_AUTOMATION=1 CHECKPOINT_DI
 # The provider is configured but never called (every VM is overridden); it still wants credentials to exist.
 export PROXMOX_VE_API_TOKEN='tests@pve!offline=00000000-0000-0000-0000-000000000000'
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+work="$(mktemp -d)"; [ -z "${TF_TEST_KEEP:-}" ] || echo "tf-test: scratch folder $work (kept)" >&2
+[ -n "${TF_TEST_KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
 status=0
 for tfvars in __tests__/terraform/fixtures/*.tfvars; do
   name="$(basename "$tfvars" .tfvars)"
@@ -31,4 +33,39 @@ for tfvars in __tests__/terraform/fixtures/*.tfvars; do
     "$tofu" test -no-color -var "output_dir=$work/$name-files"
   ) || status=1
 done
+# sim_lifecycle VERSION PORT: the VM resource's whole life through the real provider, against the simulator.
+sim_lifecycle() {
+  local version="$1" port="$2" dir="$work/sim-$1" plan_rc
+  export LAB_BACKEND=none LAB_AGENT=1 LAB_PORT="$port" LAB_DIR="$dir/lab" LAB_PVE_VERSION="$version"
+  echo "== tf-test: the provider against the PVE $version API simulator (no hosts)"
+  bash lab/lab.sh up >"$dir.lab.log" 2>&1 || { cat "$dir.lab.log" >&2; return 1; }
+  (
+    set -e
+    # shellcheck disable=SC2030 # this subshell's own token
+    export PROXMOX_VE_API_TOKEN; PROXMOX_VE_API_TOKEN="$(cat "$dir/lab/pve/token")"
+    tfvars() {
+      printf 'proxmox_endpoint = "https://127.0.0.1:%s/"\nproxmox_insecure = true\ntemplate_vm_id = 9000\n' "$port"
+      printf 'ssh_public_key_file = "%s"\nk3s_version = "v1.34.0+k3s-857412ae"\n%s\n' "$PWD/__tests__/terraform/fixtures/id_ed25519.pub" "${1:-}"
+    } >"$dir/terraform.tfvars"
+    synth() { TFVARS="$dir/terraform.tfvars" K3SPVE_OUTPUT_DIR="$dir" npx --no-install cdktn synth --output "$dir/out" >"$dir/synth.log" 2>&1 || { cat "$dir/synth.log" >&2; exit 1; }; }
+    tf() { (cd "$dir/out/stacks/k3s" && "$tofu" "$@" -input=false -no-color); }
+    tfvars; synth
+    tf init >/dev/null
+    tf apply -auto-approve >"$dir/apply-1.log" || { tail -20 "$dir/apply-1.log" >&2; exit 1; }
+    grep -q "Apply complete! Resources: 5 added" "$dir/apply-1.log" || { tail -5 "$dir/apply-1.log" >&2; exit 1; }
+    plan_rc=0; tf plan -detailed-exitcode >"$dir/plan-1.log" || plan_rc=$?
+    [ "$plan_rc" -eq 0 ] || { echo "a plan right after apply is not empty (exit $plan_rc):" >&2; tail -30 "$dir/plan-1.log" >&2; exit 1; }
+    tfvars "worker_memory_mib = 3072"; synth
+    tf apply -auto-approve >"$dir/apply-2.log" || { tail -20 "$dir/apply-2.log" >&2; exit 1; }
+    grep -q "Apply complete! Resources: 0 added, 2 changed, 0 destroyed" "$dir/apply-2.log" || { tail -5 "$dir/apply-2.log" >&2; exit 1; }
+    plan_rc=0; tf plan -detailed-exitcode >"$dir/plan-2.log" || plan_rc=$?
+    [ "$plan_rc" -eq 0 ] || { echo "a plan after the in-place change is not empty:" >&2; tail -30 "$dir/plan-2.log" >&2; exit 1; }
+    tf destroy -auto-approve >"$dir/destroy.log" || { tail -20 "$dir/destroy.log" >&2; exit 1; }
+    grep -q "Destroy complete! Resources: 5 destroyed" "$dir/destroy.log" || { tail -5 "$dir/destroy.log" >&2; exit 1; }
+    echo "apply (3 VMs), an empty plan, an in-place change (the memory of the 2 workers), an empty plan, destroy: pass"
+  ) || { bash lab/lab.sh down >/dev/null 2>&1; return 1; }
+  bash lab/lab.sh down >/dev/null 2>&1
+}
+sim_lifecycle 8.4 18406 || status=1
+sim_lifecycle 9.1 18407 || status=1
 exit "$status"

@@ -1,0 +1,81 @@
+# shellcheck shell=bash
+# Sourced by e2e/run.sh after e2e/lib.sh. Checks take local functions, and commands in single quotes on purpose:
+# shellcheck disable=SC2016,SC2034,SC2329
+# make deploy-apps on the real API server: the generated manifests accepted by a server-side dry run, applied,
+# idempotent; the NodePorts and IngressClass; the dashboard's login token; an app removed from terraform.tfvars
+# is removed from the cluster. The apps' images come from container registries this machine cannot reach (see
+# the NOTE below), so their pods are scheduled but not run.
+
+scenario_apps() {
+  local manifests="$RUN/manifests" apps_args master_ip manifest
+  ensure_cluster
+  master_ip="${HOSTS[0]#*=}"
+  # No waiting for rollouts: the apps' images cannot be pulled here (no registry).
+  apps_args="-e k3s_apps_manifests_dir=$manifests -e k3s_apps_kubeconfig=$RUN/kubeconfig -e k3s_apps_wait=false"
+  deploy_apps() { reported "$1" deploy-apps ANSIBLE_ARGS="$apps_args"; } # deploy_apps LOG
+  make_logged "$RUN/synth-apps.log" synth || die "make synth failed (log $RUN/synth-apps.log)"
+  # Server-side dry run first: the namespaces, then (once they exist: objects in a missing namespace cannot be
+  # dry-run) every other manifest. The namespaces are then created for real by kubectl, the rest by the playbook.
+  check "server-side dry run accepts 00-namespaces.yaml" kubectl apply --dry-run=server -f "$manifests/00-namespaces.yaml"
+  kubectl apply -f "$manifests/00-namespaces.yaml" >/dev/null || true
+  for manifest in "$manifests"/[1-9]*.yaml; do
+    check "server-side dry run accepts $(basename "$manifest")" kubectl apply --dry-run=server -f "$manifest"
+  done
+  deploy_apps "$RUN/deploy-apps-1.log" || tail -30 "$RUN/deploy-apps-1.log"
+  check "make deploy-apps succeeds" grep -Eq '^localhost +: ok=[0-9]+ +changed=[1-9][0-9]* .*failed=0' "$RUN/deploy-apps-1.log"
+  check "it prints the design document's URLs" grep -q "Whoami: http://$master_ip:30081/" "$RUN/deploy-apps-1.log"
+  deploy_apps "$RUN/deploy-apps-2.log" || true
+  check "second make deploy-apps reports changed=0" recap_unchanged "$RUN/deploy-apps-2.log"
+  check "every object of manifests/ exists in the cluster" kubectl get -f "$manifests" -o name
+  node_ports() { kubectl get services -A -l app.kubernetes.io/managed-by=k3s-proxmox -o jsonpath='{range .items[*].spec.ports[*]}{.nodePort}{"\n"}{end}' | sort | paste -sd' '; }
+  check "NodePorts 30080 30081 30082 30090 30443 30880 are taken by the apps" test "$(node_ports)" = "30080 30081 30082 30090 30443 30880"
+  check "traefik is the default IngressClass" \
+    test "$(kubectl get ingressclass traefik -o jsonpath='{.metadata.annotations.ingressclass\.kubernetes\.io/is-default-class}')" = true
+  scheduled() { # scheduled NAMESPACE INSTANCE COUNT: at least COUNT of the app's pods are bound to a node
+    [ "$(kubectl get pods -n "$1" -l "app.kubernetes.io/instance=$2" -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | grep -c .)" -ge "$3" ]
+  }
+  check "Traefik's pod is scheduled" retry 30 2 scheduled kube-system traefik 1
+  check "Headlamp's pod is scheduled" retry 30 2 scheduled monitoring headlamp 1
+  check "Whoami's 2 pods are scheduled" retry 30 2 scheduled apps whoami 2
+  selected_node() { kubectl get pvc -n monitoring uptime-kuma-data -o jsonpath='{.metadata.annotations.volume\.kubernetes\.io/selected-node}' | grep -q .; }
+  check "Uptime Kuma: the scheduler picked a node for its local-path volume" retry 30 2 selected_node
+  echo "NOTE: the apps' images (Traefik, Headlamp, Whoami, Uptime Kuma) and K3s's local-path provisioner image come"
+  echo "      from container registries this machine cannot reach, so their pods stay in ErrImagePull/ImagePullBackOff"
+  echo "      and Uptime Kuma's volume is never provisioned; Whoami's and Traefik's answers are not checked here."
+  kubectl get pods -A -l app.kubernetes.io/managed-by=k3s-proxmox -o wide \
+    -o custom-columns='NAMESPACE:.metadata.namespace,POD:.metadata.name,NODE:.spec.nodeName,WAITING:.status.containerStatuses[0].state.waiting.reason' || true
+
+  step "make dashboard-token: a token that logs in as the dashboard's ServiceAccount"
+  local token token_kubeconfig
+  # Captured, never printed: it must not reach a log.
+  token="$(make -C "$ROOT" --no-print-directory -s dashboard-token INVENTORY="$INVENTORY" 2>&1 | grep -o 'eyJ[A-Za-z0-9._-]*' | head -1 || true)"
+  check "make dashboard-token prints a token" test -n "$token"
+  token_kubeconfig="$(mktemp)"
+  chmod 0600 "$token_kubeconfig"
+  cat >"$token_kubeconfig" <<EOF2
+apiVersion: v1
+kind: Config
+clusters: [{ name: e2e, cluster: { server: "https://$master_ip:6443", certificate-authority-data: $(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}') } }]
+users: [{ name: dashboard, user: { token: "$token" } }]
+contexts: [{ name: e2e, context: { cluster: e2e, user: dashboard } }]
+current-context: e2e
+EOF2
+  check "the token authenticates as system:serviceaccount:monitoring:headlamp-admin" \
+    test "$(kubectl --kubeconfig "$token_kubeconfig" auth whoami -o jsonpath='{.status.userInfo.username}')" = system:serviceaccount:monitoring:headlamp-admin
+  check "and may read the cluster (kubectl get nodes)" kubectl --kubeconfig "$token_kubeconfig" get nodes
+  rm -f "$token_kubeconfig"
+  check "the dashboard token appears in no log" secrets_in_logs "$token"
+
+  step "an app removed from terraform.tfvars is removed from the cluster"
+  configure "whoami_enabled = false"
+  make_logged "$RUN/synth-apps-2.log" synth || die "make synth failed"
+  check "synth moved Whoami's manifest to manifests/removed/" test -f "$manifests/removed/30-whoami.yaml" -a ! -e "$manifests/30-whoami.yaml"
+  deploy_apps "$RUN/deploy-apps-3.log" || tail -30 "$RUN/deploy-apps-3.log"
+  whoami_gone() { [ -z "$(kubectl get deployments,services,ingresses -n apps -l app.kubernetes.io/instance=whoami -o name)" ]; }
+  check "Whoami's Deployment, Service and Ingress are gone" whoami_gone
+  check "the other apps stay" kubectl get deployment -n kube-system traefik -o name
+  configure
+  make_logged "$RUN/synth-apps-3.log" synth || die "make synth failed"
+  deploy_apps "$RUN/deploy-apps-4.log" >/dev/null || tail -30 "$RUN/deploy-apps-4.log"
+  check "enabled again, Whoami is back" kubectl get deployment -n apps whoami -o name
+}
