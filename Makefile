@@ -56,6 +56,8 @@ setup: ## Install everything the project needs (npm packages, OpenTofu + provide
 	@bash scripts/provider-schema.sh get
 
 synth: ## Synthesize the Terraform JSON (cdktf.out/) and regenerate ansible/ and manifests/ from terraform.tfvars
+	@# The configuration is checked first: the CDK CLI would print each problem twice (as it comes, and in its summary).
+	@node_modules/.bin/node -r ts-node/register scripts/check-config.ts
 	$(NPX) cdktn synth --output $(OUT)
 
 diff: synth ## Show what apply would change (terraform plan)
