@@ -40,6 +40,8 @@ ANSIBLE_ARGS ?=
 # terminal).
 CONFIRM ?=
 TF_APPROVE := $(if $(filter yes,$(CONFIRM)),-auto-approve,)
+# How many agents make upgrade upgrades at a time (a number or a percentage).
+BATCH ?= 1
 # Where make backup puts the snapshots (not committed).
 BACKUP_DIR ?= backups
 
@@ -82,8 +84,8 @@ endef
 provision: ## Prepare the nodes and install K3s with Ansible (site.yml); writes ./kubeconfig
 	$(call playbook,site.yml)
 
-upgrade: ## Rolling K3s upgrade to k3s_version: servers one at a time, then agents (drained, upgraded, uncordoned)
-	$(call playbook,upgrade.yml)
+upgrade: ## Rolling K3s upgrade to k3s_version: servers one at a time, then agents BATCH at a time (drained, upgraded, uncordoned)
+	$(call playbook,upgrade.yml,-e k3s_upgrade_batch="$(BATCH)")
 
 deploy-apps: ## Deploy Traefik, the dashboard, Whoami and Uptime Kuma (manifests/, apps-deploy.yml); prints their URLs
 	$(call playbook,apps-deploy.yml)

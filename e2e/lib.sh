@@ -340,6 +340,8 @@ spec:
           imagePullPolicy: Never
           ports: [{ containerPort: 8080 }]
           readinessProbe: { httpGet: { path: /healthz, port: 8080 }, periodSeconds: 1 }
+          # Out of the Service's endpoints before it stops: a drained pod still answers for a moment.
+          lifecycle: { preStop: { sleep: { seconds: 5 } } }
 ---
 apiVersion: policy/v1
 kind: PodDisruptionBudget

@@ -9,9 +9,9 @@
 #                          project's ~/.cache/k3s-proxmox): what a new machine goes through (downloads from
 #                          the package registries; ~10 min)
 #   BENCH_K3S_COLD=1       also scripts/build-k3s.sh with empty caches (~10 min on 2 cores)
-#   BENCH_PROVISION=1      also make provision on e2e test hosts (root, Linux), BENCH_ROUNDS times from fresh
-#                          hosts: the first provision and the idempotent second one (e2e/run.sh
-#                          E2E_STOP_AFTER=provision; needs the K3s build, made if missing)
+#   BENCH_PROVISION=1      also the lab (root, Linux), BENCH_ROUNDS times from a fresh lab: make apply of the
+#                          VMs, the first provision, the idempotent second one and make destroy (the e2e's
+#                          cluster and destroy scenarios; needs the K3s build, made if missing)
 #
 # "peak memory" is the largest sum of the resident memory of the command and all its descendants, sampled
 # every second.
@@ -113,17 +113,22 @@ if [ -n "${BENCH_K3S_COLD:-}" ]; then
   row "K3s build (empty caches)" "$SECONDS_TAKEN s, peak memory $PEAK_MIB MiB"
 fi
 
-# --- provision on test hosts ----------------------------------------------------------------------------
+# --- the lab: apply, provision, destroy ----------------------------------------------------------------
+# The e2e's cluster and destroy scenarios on a fresh lab, BENCH_ROUNDS times; their summary lines hold the figures.
 if [ -n "${BENCH_PROVISION:-}" ]; then
-  [ "$(id -u)" = 0 ] || { echo "bench: BENCH_PROVISION=1 needs root (e2e/run.sh creates the test hosts)" >&2; exit 1; }
-  first=() second=()
+  [ "$(id -u)" = 0 ] || { echo "bench: BENCH_PROVISION=1 needs root (the lab's hosts are systemd-nspawn machines)" >&2; exit 1; }
+  apply=() first=() second=() destroy=()
+  figure() { sed -n "s/^  $2 *\([0-9]*\)s\$/\1/p" "$1" | tail -1; } # figure LOG NAME
   for ((i = 1; i <= ROUNDS; i++)); do
-    log="$(keep "provision-$i")"
-    measure "$log" env E2E_STOP_AFTER=provision bash e2e/run.sh
-    timings="$(sed -n 's/^timings: //p' "$log")"
-    first+=("$(sed -n 's/.*first provision \([0-9]*\)s.*/\1/p' <<<"$timings")")
-    second+=("$(sed -n 's/.*second (idempotent) provision \([0-9]*\)s.*/\1/p' <<<"$timings")")
+    log="$(keep "lab-$i")"
+    measure "$log" env SCENARIO=cluster,destroy bash e2e/run.sh
+    apply+=("$(figure "$log" 'make apply, [0-9]* VMs (until their hosts answer SSH)')")
+    first+=("$(figure "$log" 'first make provision')")
+    second+=("$(figure "$log" 'second (idempotent) make provision')")
+    destroy+=("$(figure "$log" 'make destroy, [0-9]* VMs')")
   done
-  row "make provision, ${E2E_MASTERS:-1}+${E2E_WORKERS:-2} fresh hosts" "$(stats "${first[@]}")"
+  row "make apply, ${E2E_MASTERS:-1}+${E2E_WORKERS:-2} VMs (lab, until SSH)" "$(stats "${apply[@]}")"
+  row "make provision, fresh VMs" "$(stats "${first[@]}")"
   row "make provision again (changed=0)" "$(stats "${second[@]}")"
+  row "make destroy" "$(stats "${destroy[@]}")"
 fi

@@ -7,7 +7,7 @@
  */
 import { folded, Item, Play, Task } from "./model";
 import { readyzWait } from "./roles/k3s-service";
-import { K3S } from "./roles/k3s_binary";
+import { K3S, K3S_STAGE_DIR } from "./roles/k3s_binary";
 import { K3S_CONFIG } from "./roles/k3s_master";
 
 export const DAY2_SOURCE = "constructs/ansible/day2.ts";
@@ -339,6 +339,7 @@ export const RESET_PATHS = [
   "/run/flannel",
   "/etc/systemd/system/k3s.service",
   "/etc/systemd/system/k3s-agent.service",
+  K3S_STAGE_DIR,
 ];
 /** Network interfaces K3s (Flannel, the CNI bridge, kube-proxy) creates. */
 export const RESET_INTERFACES = ["cni0", "flannel.1", "flannel-v6.1", "flannel-wg", "kube-ipvs0"];

@@ -23,6 +23,7 @@ import { k3sMaster } from "./roles/k3s_master";
 import { k3sPrereqs } from "./roles/k3s_prereqs";
 import { k3sWorker } from "./roles/k3s_worker";
 import { SITE_SOURCE, sitePlays } from "./site";
+import { UPGRADE_SOURCE, upgradePlays } from "./upgrade";
 
 /** Every role: the node roles in the order site.yml applies them, then the apps role of apps-deploy.yml. */
 export const ROLES: readonly Role[] = [base, k3sPrereqs, k3sBinary, k3sMaster, k3sWorker, k3sApps];
@@ -36,6 +37,9 @@ export function roleFiles(role: Role): GeneratedFile[] {
   const file = (rel: string, content: string): GeneratedFile => ({ path: `${dir}/${rel}`, content, configDependent: false });
   const files = [
     file("tasks/main.yml", taskFile(role.source, role.tasks, `${role.name}: ${role.summary}`)),
+    ...Object.entries(role.taskFiles ?? {}).map(([name, part]) =>
+      file(`tasks/${name}.yml`, taskFile(role.source, part.tasks, `${role.name} tasks_from ${name}: ${part.summary}`)),
+    ),
     file("defaults/main.yml", defaultsFile(role)),
     file("meta/argument_specs.yml", argumentSpecsFile(role)),
     file("meta/main.yml", metaFile(role)),
@@ -87,6 +91,18 @@ export function ansibleFiles(config: ClusterConfig): GeneratedFile[] {
         ["reset.yml", resetPlays, "make reset: K3s uninstalled from every node, so make provision starts clean."],
       ] as const
     ).map(([name, plays, intro]) => ({ path: `${ANSIBLE_DIR}/${name}`, content: playbookFile(DAY2_SOURCE, plays, intro), configDependent: false })),
+    {
+      path: `${ANSIBLE_DIR}/upgrade.yml`,
+      content: playbookFile(
+        UPGRADE_SOURCE,
+        upgradePlays,
+        "make upgrade: K3s brought to k3s_version node by node (servers one at a time, then the agents k3s_upgrade_batch\n" +
+          "at a time, default 1), each cordoned, drained, upgraded, waited for until Ready at the new version, and uncordoned.\n" +
+          "Options (-e): k3s_upgrade_batch, k3s_upgrade_drain_timeout (seconds, default 300), k3s_upgrade_ready_retries\n" +
+          "(5 s apart, default 60). A re-run continues where a failed one stopped; nodes already upgraded are skipped.",
+      ),
+      configDependent: false,
+    },
     ...libraryFiles(),
     ...ROLES.flatMap(roleFiles),
     { path: `${ANSIBLE_DIR}/inventory/group_vars/all.yml`, content: groupVarsFile(config, ROLES), configDependent: true },

@@ -21,6 +21,8 @@ export type Module =
   | "ansible.builtin.file"
   | "ansible.builtin.get_url"
   | "ansible.builtin.hostname"
+  | "ansible.builtin.import_tasks"
+  | "ansible.builtin.include_role"
   | "ansible.builtin.lineinfile"
   | "ansible.builtin.meta"
   | "ansible.builtin.package"
@@ -36,8 +38,9 @@ export type Module =
   | "ansible.builtin.systemd_service"
   | "ansible.builtin.template"
   | "kubernetes.core.k8s"
-  /** The project's own module (ansible/library/, from constructs/ansible/library/). */
-  | "etcd_snapshot_check";
+  /** The project's own modules (ansible/library/, from constructs/ansible/library/). */
+  | "etcd_snapshot_check"
+  | "k3s_version_check";
 
 /** A Jinja condition (without braces) or a list of them, all of which must hold. */
 export type Condition = string | boolean | readonly string[];
@@ -51,6 +54,8 @@ export interface TaskKeywords {
   readonly vars?: Readonly<Record<string, unknown>>;
   /** A failure of this task on any host stops the whole run. */
   readonly any_errors_fatal?: boolean;
+  /** Run once for the whole batch (on its first host), the result shared by every host. */
+  readonly run_once?: boolean;
 }
 
 /** One task (or handler): a name, one module with its arguments, and keywords. */
@@ -119,6 +124,11 @@ export interface Role {
   /** Values derived from the variables (vars/main.yml), each with a comment. Not meant to be overridden. */
   readonly derived?: readonly { readonly name: string; readonly comment: string; readonly value: unknown }[];
   readonly tasks: readonly Item[];
+  /**
+   * Further task files (tasks/<name>.yml), each also an argument_specs entry point described by its one-line
+   * summary, so a playbook can run that part of the role alone (`include_role` with `tasks_from: <name>`).
+   */
+  readonly taskFiles?: Readonly<Record<string, { readonly summary: string; readonly tasks: readonly Item[] }>>;
   readonly handlers?: readonly Task[];
   /** Roles that must run first on the same hosts (meta/main.yml dependencies). */
   readonly dependencies?: readonly string[];
@@ -134,6 +144,8 @@ export interface Play {
   readonly gather_facts: boolean;
   readonly become?: boolean;
   readonly serial?: number | string;
+  /** With serial: 0 ends the run when any host of a batch fails (the later batches do not start). */
+  readonly max_fail_percentage?: number;
   readonly any_errors_fatal?: boolean;
   readonly vars?: Readonly<Record<string, unknown>>;
   readonly tasks?: readonly Item[];

@@ -82,6 +82,7 @@ export function itemObject(item: Item): Record<string, unknown> {
     no_log: item.no_log,
     vars: item.vars,
     any_errors_fatal: item.any_errors_fatal,
+    run_once: item.run_once,
   };
   if (isBlock(item)) {
     return {
@@ -133,6 +134,7 @@ export function playbookFile(source: string, plays: readonly Play[], intro?: str
     gather_facts: play.gather_facts,
     become: play.become,
     serial: play.serial,
+    max_fail_percentage: play.max_fail_percentage,
     any_errors_fatal: play.any_errors_fatal,
     vars: play.vars,
     roles: play.roles,
@@ -181,17 +183,17 @@ function specOf(variable: RoleVariable): Record<string, unknown> {
   };
 }
 
-/** meta/argument_specs.yml: every variable, so a wrong type or a missing value fails as the role starts. */
+/**
+ * meta/argument_specs.yml: every variable, so a wrong type or a missing value fails as the role starts; one entry
+ * point per task file (main, and each of taskFiles), all with the role's variables.
+ */
 export function argumentSpecsFile(role: Role): string {
-  const spec = {
-    argument_specs: {
-      main: {
-        short_description: role.summary,
-        description: [...role.description],
-        options: Object.fromEntries(role.variables.map((v) => [v.name, specOf(v)])),
-      },
-    },
-  };
+  const options = () => Object.fromEntries(role.variables.map((v) => [v.name, specOf(v)]));
+  const entries = [
+    ["main", role.summary] as const,
+    ...Object.entries(role.taskFiles ?? {}).map(([name, file]) => [name, file.summary] as const),
+  ].map(([name, summary]) => [name, { short_description: summary, description: [...role.description], options: options() }]);
+  const spec = { argument_specs: Object.fromEntries(entries) };
   return yamlFile(role.source, spec);
 }
 

@@ -1,13 +1,18 @@
 /**
- * `ansible/site.yml`: checks first (an inventory with a master, every node reachable, a supported OS),
- * then the OS roles on every node, the first server, further servers one at a time, and the agents.
+ * `ansible/site.yml`: checks first (an inventory with a master, every node reachable, a supported OS, no running
+ * K3s at another version than the pinned one: that is make upgrade's job), then the OS roles on every node, the
+ * first server, further servers one at a time, and the agents.
  */
 import { folded, Play } from "./model";
+import { K3S } from "./roles/k3s_binary";
 
 export const SITE_SOURCE = "constructs/ansible/site.ts";
 
 /** OS families the roles support (apt or dnf, systemd). */
 export const SUPPORTED_OS_FAMILIES = ["Debian", "RedHat"] as const;
+
+/** The node has a K3s binary at a version other than the pinned one. */
+const OTHER_VERSION = "site_k3s.installed | length > 0 and site_k3s.installed != k3s_binary_version";
 
 export const sitePlays: readonly Play[] = [
   {
@@ -74,6 +79,38 @@ export const sitePlays: readonly Play[] = [
             (family {{ ansible_facts.os_family }}, init {{ ansible_facts.service_mgr }}); the roles support the
             Debian family (Debian, Ubuntu) and the RHEL family (Rocky, Alma, RHEL, Fedora) with systemd.
             Clone the VMs from a template of one of these.`),
+          quiet: true,
+        },
+        any_errors_fatal: true,
+      },
+      {
+        name: "Read the installed K3s version",
+        module: "k3s_version_check",
+        args: { binary: K3S, version: "{{ k3s_binary_version }}", node: "{{ inventory_hostname }}" },
+        become: true,
+        register: "site_k3s",
+        any_errors_fatal: true,
+      },
+      {
+        name: "Read the services",
+        module: "ansible.builtin.service_facts",
+        args: {},
+        when: OTHER_VERSION,
+      },
+      {
+        // New nodes (no K3s yet) get the pinned version; a running node at another version is make upgrade's.
+        name: "Refuse to change the version of a running K3s",
+        module: "ansible.builtin.assert",
+        args: {
+          that: [
+            `not (${OTHER_VERSION}) or not (ansible_facts.services.get('k3s.service', {}).get('state') == 'running'
+              or ansible_facts.services.get('k3s-agent.service', {}).get('state') == 'running')`.replace(/\s+/g, " "),
+          ],
+          fail_msg: folded(`
+            {{ inventory_hostname }} runs K3s {{ site_k3s.installed }}, but terraform.tfvars pins {{ k3s_binary_version }}:
+            make provision does not change the version of a running cluster. Run make upgrade, which checks the step, then
+            drains, upgrades and uncordons one node at a time (or set k3s_version back to {{ site_k3s.installed }}).
+            Nothing was changed.`),
           quiet: true,
         },
         any_errors_fatal: true,

@@ -88,7 +88,7 @@ export const CONFIG_SCHEMA = {
     type: "string",
     default: null,
     group: "K3s",
-    description: "K3s release, e.g. `v1.33.5+k3s1`; `null` means the version pinned in `versions.env`.",
+    description: "K3s release, e.g. `v1.36.5+k3s1`; `null` means the release pinned in `versions.env` (`K3S_VERSION`). On a running cluster, change it and run `make upgrade`.",
   },
 
   etcd_snapshot_schedule: {

@@ -28,7 +28,7 @@ const yaml = (p: string): unknown => parse(read(p), { version: "1.1" });
 const KEYWORDS = new Set([
   "name", "when", "become", "delegate_to", "no_log", "vars", "loop", "loop_control", "register", "changed_when",
   "failed_when", "until", "retries", "delay", "check_mode", "ignore_unreachable", "notify", "listen", "block",
-  "rescue", "always", "any_errors_fatal",
+  "rescue", "always", "any_errors_fatal", "run_once",
 ]);
 
 /** Every task (blocks flattened) of a task list, with where it came from. */
@@ -46,16 +46,26 @@ const action = (task: Obj): [string, unknown] => {
   return [keys[0], task[keys[0]]];
 };
 
-const roleTasks = (role: string) => flatten(yaml(`ansible/roles/${role}/tasks/main.yml`), `${role}/tasks`);
+/** Every task of a role: tasks/main.yml, then its other task files (tasks_from entry points). */
+const roleTasks = (role: string) =>
+  files
+    .filter((f) => f.path.startsWith(`ansible/roles/${role}/tasks/`))
+    .sort((a, b) => Number(!a.path.endsWith("/main.yml")) - Number(!b.path.endsWith("/main.yml")))
+    .flatMap((f) => flatten(yaml(f.path), `${role}/tasks`));
 const roleHandlers = (role: string) =>
   byPath.has(`ansible/roles/${role}/handlers/main.yml`) ? flatten(yaml(`ansible/roles/${role}/handlers/main.yml`), `${role}/handlers`) : [];
-const siteTasks = () => flatten((yaml("ansible/site.yml") as Obj[]).flatMap((play) => (play.tasks as Obj[]) ?? []), "site.yml");
+const playbookTasks = (playbook: string) => flatten((yaml(`ansible/${playbook}`) as Obj[]).flatMap((play) => (play.tasks as Obj[]) ?? []), playbook);
 
-const allTasks = [...ROLES.flatMap((r) => [...roleTasks(r.name), ...roleHandlers(r.name)]), ...siteTasks()];
+const allTasks = [...ROLES.flatMap((r) => [...roleTasks(r.name), ...roleHandlers(r.name)]), ...playbookTasks("site.yml"), ...playbookTasks("upgrade.yml")];
+
+/** The project's own modules (ansible/library/). */
+const PROJECT_MODULES = ["etcd_snapshot_check", "k3s_version_check"];
 
 describe("the file set", () => {
   it("has the playbook, the configuration, and tasks/defaults/argument specs/meta for every role", () => {
-    for (const playbook of ["site.yml", "apps-deploy.yml", "dashboard-token.yml"]) expect(byPath.has(`ansible/${playbook}`), playbook).toBe(true);
+    for (const playbook of ["site.yml", "apps-deploy.yml", "dashboard-token.yml", "upgrade.yml"]) expect(byPath.has(`ansible/${playbook}`), playbook).toBe(true);
+    for (const name of PROJECT_MODULES) expect(byPath.has(`ansible/library/${name}.py`), name).toBe(true);
+    expect(byPath.has("ansible/roles/k3s_binary/tasks/stage.yml")).toBe(true);
     expect(byPath.has("ansible/ansible.cfg")).toBe(true);
     expect(ROLES.map((r) => r.name)).toEqual(["base", "k3s_prereqs", "k3s_binary", "k3s_master", "k3s_worker", "k3s_apps"]);
     for (const role of ROLES) {
@@ -120,11 +130,16 @@ describe("every task", () => {
     for (const { task, origin } of allTasks) expect(task.name, origin).toMatch(/^[A-Z]/);
   });
 
-  it("uses a fully qualified ansible.builtin module; only the apps role talks to Kubernetes through kubernetes.core", () => {
+  it("uses a fully qualified ansible.builtin module or one of the project's own; only the apps role talks to Kubernetes through kubernetes.core", () => {
     expect(allTasks.length).toBeGreaterThan(60);
     for (const { task, origin } of allTasks) {
+      const module = action(task)[0];
+      if (PROJECT_MODULES.includes(module)) {
+        expect(origin, `${module} in a playbook, never in a role`).toMatch(/\.yml$/);
+        continue;
+      }
       const allowed = origin.includes("k3s_apps") ? /^(ansible\.builtin\.[a-z_]+|kubernetes\.core\.k8s)$/ : /^ansible\.builtin\.[a-z_]+$/;
-      expect(action(task)[0], `${origin}: ${String(task.name)}`).toMatch(allowed);
+      expect(module, `${origin}: ${String(task.name)}`).toMatch(allowed);
     }
   });
 
@@ -280,7 +295,13 @@ describe("site.yml", () => {
       ["workers", ["k3s_worker"]],
     ]);
     const fatal = flatten(plays[1].tasks, "site.yml").filter(({ task }) => task.any_errors_fatal).map(({ task }) => task.name);
-    expect(fatal).toEqual(["Explain an unreachable node", "Gather facts", "Check the operating system"]);
+    expect(fatal).toEqual([
+      "Explain an unreachable node",
+      "Gather facts",
+      "Check the operating system",
+      "Read the installed K3s version",
+      "Refuse to change the version of a running K3s",
+    ]);
     expect(plays[4].serial).toBe(1);
     const preflight = flatten(plays[1].tasks, "site.yml");
     expect(preflight.find(({ task }) => task.ignore_unreachable)?.task.register).toBe("site_ping");
@@ -288,6 +309,22 @@ describe("site.yml", () => {
     expect(JSON.stringify(osCheck)).toContain("['Debian','RedHat']");
     expect(String((osCheck["ansible.builtin.assert"] as Obj).fail_msg)).toContain("{{ inventory_hostname }}");
     expect(String((flatten(plays[0].tasks, "")[0].task["ansible.builtin.assert"] as Obj).fail_msg)).toContain("make apply");
+  });
+
+  it("refuses, before any role, to change the version of a node that runs K3s, pointing at make upgrade; new nodes get the pinned one", () => {
+    const preflight = flatten(plays[1].tasks, "site.yml").map(({ task }) => task);
+    const read = preflight.find((t) => t.name === "Read the installed K3s version")!;
+    expect(read).toMatchObject({ become: true, register: "site_k3s" });
+    expect(read.k3s_version_check).toEqual({ binary: "{{ k3s_binary_install_path | default('/usr/local/bin/k3s') }}", version: "{{ k3s_binary_version }}", node: "{{ inventory_hostname }}" });
+    const other = "site_k3s.installed | length > 0 and site_k3s.installed != k3s_binary_version";
+    expect(preflight.find((t) => t.name === "Read the services")!.when).toBe(other);
+    const refuse = preflight.find((t) => t.name === "Refuse to change the version of a running K3s")!;
+    const assert = refuse["ansible.builtin.assert"] as Obj;
+    expect(assert.that).toEqual([
+      `not (${other}) or not (ansible_facts.services.get('k3s.service', {}).get('state') == 'running' or ansible_facts.services.get('k3s-agent.service', {}).get('state') == 'running')`,
+    ]);
+    expect(String(assert.fail_msg)).toMatch(/\{\{ inventory_hostname \}\} runs K3s \{\{ site_k3s\.installed \}\}, but terraform\.tfvars pins \{\{ k3s_binary_version \}\}.* Run make upgrade/);
+    expect(preflight.indexOf(refuse)).toBe(preflight.length - 1);
   });
 
   it("becomes root in the role plays only", () => {
@@ -306,9 +343,11 @@ describe("k3s roles", () => {
     const restart = (role: string) => roleHandlers(role).map(({ task }) => [task.name, (task["ansible.builtin.systemd_service"] as Obj).name, task.listen]);
     expect(restart("k3s_master")).toEqual([["Restart k3s", "k3s", "k3s binary changed"]]);
     expect(restart("k3s_worker")).toEqual([["Restart k3s-agent", "k3s-agent", "k3s binary changed"]]);
-    const binaryNotifies = roleTasks("k3s_binary").filter(({ task }) => task.notify).map(({ task }) => task.notify);
-    expect(binaryNotifies.length).toBeGreaterThanOrEqual(3);
-    for (const n of binaryNotifies) expect(n).toBe("k3s binary changed");
+    const binaryNotifies = roleTasks("k3s_binary").filter(({ task }) => task.notify).map(({ task }) => [task.name, task.notify]);
+    expect(binaryNotifies).toEqual([
+      ["Install the staged binary", "k3s binary changed"],
+      ["Restart K3s for new images", "k3s binary changed"],
+    ]);
     for (const role of ["k3s_master", "k3s_worker"]) {
       const names = roleTasks(role).map(({ task }) => task.name);
       const flush = roleTasks(role).findIndex(({ task }) => task["ansible.builtin.meta"] === "flush_handlers");
@@ -333,6 +372,72 @@ describe("k3s roles", () => {
     expect(tasks.find((t) => t.name === "Look at the air-gap binary on this machine")).toMatchObject({ delegate_to: "localhost", become: false });
   });
 
+  it("stage the binary apart from installing it: stage.yml gets and verifies it at a versioned path, restarting nothing", () => {
+    const stage = flatten(yaml("ansible/roles/k3s_binary/tasks/stage.yml"), "stage").map(({ task }) => task);
+    const main = yaml("ansible/roles/k3s_binary/tasks/main.yml") as Obj[];
+    expect(main[0]).toEqual({ name: "Stage the verified K3s binary (and images)", "ansible.builtin.import_tasks": { file: "stage.yml" } });
+    for (const task of stage) {
+      expect(task.notify, `${task.name} notifies nothing`).toBeUndefined();
+      expect(JSON.stringify(action(task)[1]) ?? "", `${task.name} leaves the installed binary alone`).not.toContain("k3s_binary_install_path");
+    }
+    const derived = yaml("ansible/roles/k3s_binary/vars/main.yml") as Obj;
+    expect(derived.k3s_binary_stage_dir).toBe("/var/lib/k3s-proxmox");
+    expect(derived.k3s_binary_staged_path).toBe("{{ k3s_binary_stage_dir }}/k3s-{{ k3s_binary_version }}");
+    const dests = (module: string) => stage.filter((t) => module in t).map((t) => (t[module] as Obj).dest);
+    expect(dests("ansible.builtin.get_url")).toEqual(["{{ k3s_binary_staged_path }}", "{{ k3s_binary_images_path }}/{{ k3s_binary_release_images_url | basename }}"]);
+    expect(dests("ansible.builtin.copy")).toEqual(["{{ k3s_binary_staged_path }}", "{{ k3s_binary_images_path }}/"]);
+    const names = stage.map((t) => t.name);
+    expect(names.indexOf("Check that the staged binary is the pinned version")).toBeGreaterThan(names.indexOf("Verify the binary on the node"));
+    // The install: a copy on the node (a rename, so a running K3s keeps its binary until the handler restarts it).
+    const install = main.find((t) => t.name === "Install the staged binary")!;
+    expect(install["ansible.builtin.copy"]).toEqual({
+      src: "{{ k3s_binary_staged_path }}",
+      dest: "{{ k3s_binary_install_path }}",
+      remote_src: true,
+      owner: "root",
+      group: "root",
+      mode: "0755",
+    });
+    expect(install.notify).toBe("k3s binary changed");
+    // Staged binaries of other versions go, the current one stays (a second run downloads nothing).
+    const stale = main.find((t) => t.name === "Find staged binaries of other versions")!;
+    expect(stale["ansible.builtin.find"]).toEqual({ paths: "{{ k3s_binary_stage_dir }}", patterns: ["k3s-*"], excludes: ["{{ k3s_binary_staged_path | basename }}"] });
+    // A restart for new images from main.yml only, when stage.yml changed them.
+    const images = main.find((t) => t.name === "Restart K3s for new images")!;
+    expect(images.changed_when).toBe("k3s_binary_new_images | bool");
+    expect(String((images.vars as Obj).k3s_binary_new_images)).toMatch(/k3s_binary_release_images_result .*is changed or .*k3s_binary_airgap_images_result .*is changed/);
+  });
+
+  it("describe stage.yml as an entry point of its own, with the same variables as main", () => {
+    const specs = (yaml("ansible/roles/k3s_binary/meta/argument_specs.yml") as Obj).argument_specs as Record<string, Obj>;
+    expect(Object.keys(specs)).toEqual(["main", "stage"]);
+    expect(specs.stage.options).toEqual(specs.main.options);
+    expect(String(specs.stage.short_description)).toMatch(/^Stage the K3s binary/);
+    expect(specs.main.options).toMatchObject({
+      k3s_binary_release_images: { type: "bool", default: false },
+      k3s_binary_release_images_format: { type: "str", default: "tar.zst", choices: ["tar", "tar.gz", "tar.zst"] },
+    });
+  });
+
+  it("download the release's images verified against the release's sha256 file, the version's + encoded", () => {
+    const derived = yaml("ansible/roles/k3s_binary/vars/main.yml") as Obj;
+    expect(derived.k3s_binary_release_images_url).toBe(
+      "{{ k3s_binary_release_url ~ '/' ~ (k3s_binary_version | urlencode) ~ '/k3s-airgap-images-' ~ k3s_binary_release.arch ~ '.' ~ k3s_binary_release_images_format }}",
+    );
+    expect(derived.k3s_binary_release_images_checksum).toBe("sha256:{{ k3s_binary_release_url }}/{{ k3s_binary_version | urlencode }}/sha256sum-{{ k3s_binary_release.arch }}.txt");
+    const block = (yaml("ansible/roles/k3s_binary/tasks/stage.yml") as Obj[]).find((t) => t.name === "Download the release's air-gap images")!;
+    expect(block.when).toBe("k3s_binary_release_images");
+    expect(((block.block as Obj[])[0]["ansible.builtin.get_url"] as Obj).checksum).toBe("{{ k3s_binary_release_images_checksum }}");
+    expect(String(((block.rescue as Obj[])[0]["ansible.builtin.fail"] as Obj).msg)).toContain("The installed K3s binary was not touched and nothing was restarted");
+  });
+
+  it("explain a failed download or verification as changing nothing on the node", () => {
+    const block = (yaml("ansible/roles/k3s_binary/tasks/stage.yml") as Obj[]).find((t) => t.name === "Download the K3s binary")!;
+    const msg = String(((block.rescue as Obj[])[0]["ansible.builtin.fail"] as Obj).msg);
+    expect(msg).toMatch(/^\{\{ inventory_hostname \}\} could not download and verify \{\{ k3s_binary_download_url \}\} against \{\{ k3s_binary_download_checksum \}\}/);
+    expect(msg).toContain("Nothing on the node changed: the installed K3s binary was not touched and nothing was restarted.");
+  });
+
   it("wait for the API and for node registration with bounded retries and an explanation", () => {
     const block = (role: string, name: string) => (yaml(`ansible/roles/${role}/tasks/main.yml`) as Obj[]).find((t) => t.name === name)!;
     for (const [role, name] of [["k3s_master", "Wait for the Kubernetes API"], ["k3s_worker", "Wait for the node to register"]]) {
@@ -353,7 +458,7 @@ describe("k3s roles", () => {
     expect(task).toMatchObject({ delegate_to: "localhost", become: false, no_log: true });
     expect((task["ansible.builtin.template"] as Obj).mode).toBe("0600");
     expect((yaml("ansible/roles/k3s_master/defaults/main.yml") as Obj).k3s_master_kubeconfig_path).toBe("{{ playbook_dir | dirname }}/kubeconfig");
-    for (const { task, origin } of allTasks) expect(JSON.stringify(action(task)[1]) ?? "", `${origin}: ${task.name}`).not.toContain(".kube");
+    for (const { task, origin } of allTasks) expect(JSON.stringify(action(task)[1]) ?? "", `${origin}: ${task.name}`).not.toMatch(/\.kube\//);
   });
 
   it("start K3s from its own units with nothing secret on the command line", () => {

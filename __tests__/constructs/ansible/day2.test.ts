@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { groupVarsValues } from "../../../constructs/ansible/group-vars";
 import { dashboardTokenPlays } from "../../../constructs/ansible/apps";
-import { backupPlays, removeNodesPlays, resetPlays, restorePlays } from "../../../constructs/ansible/day2";
+import { backupPlays, removeNodesPlays, RESET_PATHS, resetPlays, restorePlays } from "../../../constructs/ansible/day2";
 import { isBlock, Item, Play, Task } from "../../../constructs/ansible/model";
 import { testConfig } from "../../helpers";
 
@@ -62,6 +62,7 @@ describe("remove-nodes.yml", () => {
 describe("reset.yml and backup.yml", () => {
   it("reset asks first, on this machine", () => {
     expect(resetPlays[0].hosts).toBe("localhost");
+    expect(RESET_PATHS, "the staged K3s binaries go too").toContain("/var/lib/k3s-proxmox");
     expect(tasksOf(resetPlays[0]).map((t) => t.module)).toEqual(["ansible.builtin.pause", "ansible.builtin.assert"]);
     expect(resetPlays[1].hosts).toBe("k3s_cluster");
   });

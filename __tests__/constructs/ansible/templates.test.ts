@@ -2,7 +2,7 @@
  * The Jinja templates rendered by the real Ansible (the pinned venv of scripts/setup-python.sh) with sample
  * values, and the results parsed back: the K3s server and agent configurations, the kubeconfig, the
  * sysctl and modules-load files; and the k3s_binary role's checksum lookups (vars/main.yml) evaluated on
- * sample air-gap folders. Skipped, saying so, when the venv has not been made (make setup).
+ * sample air-gap folders, and its download URLs. Skipped, saying so, when the venv has not been made (make setup).
  */
 import { execFileSync } from "node:child_process";
 import * as crypto from "node:crypto";
@@ -140,6 +140,23 @@ beforeAll(() => {
       lookups("bare.json", { k3s_binary_airgap_path: path.join(bare, "k3s-v1") }),
       lookups("pinned.json", { k3s_binary_airgap_path: path.join(bare, "k3s-v1"), k3s_binary_airgap_checksum: "sha256:ABCDEF" }),
       lookups("missing.json", { k3s_binary_airgap_path: path.join(out, "nowhere/k3s") }),
+      {
+        name: "Evaluate the download URLs and the staged path",
+        "ansible.builtin.copy": {
+          content:
+            "{{ {'binary': k3s_binary_download_url, 'checksum': k3s_binary_download_checksum, 'images': k3s_binary_release_images_url, 'images_checksum': k3s_binary_release_images_checksum, 'staged': k3s_binary_staged_path} | to_json }}",
+          dest: path.join(out, "download.json"),
+          mode: "0600",
+        },
+        vars: {
+          k3s_binary_version: "v1.34.1+k3s-857412ae-dirty",
+          k3s_binary_release_url: "http://mirror.lan:8089/k3s",
+          k3s_binary_url: "",
+          k3s_binary_checksum: "",
+          k3s_binary_release_images_format: "tar.zst",
+          k3s_binary_release: { arch: "arm64", suffix: "-arm64" },
+        },
+      },
     ],
   } as never);
   const file = path.join(out, "render.yml");
@@ -264,6 +281,17 @@ describe.skipIf(!haveAnsible)("k3s_binary air-gap checksums evaluated by Ansible
 
   it("prefers k3s_binary_airgap_checksum, without its sha256: prefix, lower-cased", () => {
     expect(result("pinned.json").sha256).toBe("abcdef");
+  });
+
+  it("downloads the binary and the images from <release URL>/<version, + as %2B>/, checked against the release's sha256sum-<arch>.txt", () => {
+    const release = "http://mirror.lan:8089/k3s/v1.34.1%2Bk3s-857412ae-dirty";
+    expect(result("download.json")).toEqual({
+      binary: `${release}/k3s-arm64`,
+      checksum: `sha256:${release}/sha256sum-arm64.txt`,
+      images: `${release}/k3s-airgap-images-arm64.tar.zst`,
+      images_checksum: `sha256:${release}/sha256sum-arm64.txt`,
+      staged: "/var/lib/k3s-proxmox/k3s-v1.34.1+k3s-857412ae-dirty",
+    });
   });
 
   it("gives an empty checksum when there is no checksum file (the role then fails with its message)", () => {

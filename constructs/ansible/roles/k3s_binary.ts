@@ -2,20 +2,29 @@
  * Role `k3s_binary`: the pinned K3s binary, checksum-verified, shared by `k3s_master` and `k3s_worker`
  * (their meta dependency), plus optional air-gap images.
  *
- * Two sources, one result (the binary at k3s_binary_install_path, checked against a sha256):
+ * Two phases, so that a rolling upgrade (upgrade.yml) can get and verify the new binary on every node before
+ * it drains any:
+ * - stage (tasks/stage.yml, also run alone with `tasks_from: stage`): the verified binary lands at
+ *   /var/lib/k3s-proxmox/k3s-<version> and the images in /var/lib/rancher/k3s/agent/images/. It notifies
+ *   nothing, so it never restarts K3s, and a failed download or verification leaves the installed binary as it was;
+ * - install (tasks/main.yml, which imports stage.yml first): the staged binary copied to k3s_binary_install_path,
+ *   the tool links, and the staged binaries of other versions removed.
+ *
+ * Two sources, one result (a binary checked against a sha256):
  * - download (default): the K3s GitHub release for k3s_binary_version, verified by get_url against the
  *   release's published sha256sum-<arch>.txt (or a pinned `sha256:<hex>` in k3s_binary_checksum);
  * - air gap: k3s_binary_airgap_path names a binary on the operator's machine. Its sha256 is
  *   k3s_binary_airgap_checksum, else read from `<path>.sha256` or `<folder>/sha256sum` beside it (the
  *   `sha256sum` format, a line "<hex>  <name>" for the binary's file name, or a bare hex). The binary is
  *   checked on the operator's machine before it is copied, and again on the node after.
- * Either way `k3s --version` on the node must report k3s_binary_version.
+ * Either way `k3s --version` of the staged binary must report k3s_binary_version.
  *
- * Air-gap images (k3s_binary_airgap_images_dir) are checked against the `sha256sum` file in that folder or
- * its parent where it lists them, then copied into /var/lib/rancher/k3s/agent/images/.
+ * Images: the release's k3s-airgap-images-<arch>.<format> (k3s_binary_release_images, verified against the
+ * release's sha256sum-<arch>.txt), and/or the tarballs of k3s_binary_airgap_images_dir, checked against the
+ * `sha256sum` file in that folder or its parent where it lists them.
  *
- * A changed binary or image notifies the topic `k3s binary changed`; the k3s_master and k3s_worker
- * handlers listen to it and restart their own service only.
+ * A changed binary or image notifies the topic `k3s binary changed` (from main.yml); the k3s_master and
+ * k3s_worker handlers listen to it and restart their own service only.
  */
 import { folded, Role } from "../model";
 
@@ -33,6 +42,9 @@ export const K3S = `{{ k3s_binary_install_path | default('${K3S_INSTALL_PATH}') 
 
 export const K3S_BINARY_CHANGED = "k3s binary changed";
 
+/** Where verified binaries wait, one per version, before one is installed (make reset removes it). */
+export const K3S_STAGE_DIR = "/var/lib/k3s-proxmox";
+
 const AIRGAP = "k3s_binary_airgap_path | length > 0";
 const DOWNLOAD = "k3s_binary_airgap_path | length == 0";
 
@@ -46,6 +58,11 @@ export const k3sBinary: Role = {
       "operator's machine instead, after its sha256 is checked against k3s_binary_airgap_checksum, or the sha256sum-format file " +
       "<path>.sha256 or <folder>/sha256sum beside it. Optionally copies air-gap image tarballs into /var/lib/rancher/k3s/agent/images/ " +
       "(K3s imports them at start), checked against the sha256sum file of their folder (or its parent) where it lists them.",
+    "Two phases: tasks/stage.yml (run alone with tasks_from: stage) downloads or copies the verified binary to " +
+      "/var/lib/k3s-proxmox/k3s-<version> and the images into place, and notifies nothing; tasks/main.yml stages, then installs " +
+      "the staged binary at k3s_binary_install_path. A failed download or verification leaves the installed binary untouched.",
+    "With k3s_binary_release_images, the release's k3s-airgap-images-<arch>.<format> is downloaded as well, verified against the " +
+      "release's sha256sum-<arch>.txt, for nodes that cannot reach the container registries.",
     "A changed binary or image notifies the topic 'k3s binary changed', which the k3s_master and k3s_worker handlers listen to.",
   ],
   variables: [
@@ -107,6 +124,22 @@ export const k3sBinary: Role = {
         "where it lists them; empty copies none.",
     },
     {
+      name: "k3s_binary_release_images",
+      type: "bool",
+      default: false,
+      description:
+        "Also download the release's k3s-airgap-images-<arch>.<format> from <k3s_binary_release_url>/<version>/ into " +
+        "/var/lib/rancher/k3s/agent/images/, verified against the release's sha256sum-<arch>.txt: for nodes that cannot reach " +
+        "container registries (they still need the release URL).",
+    },
+    {
+      name: "k3s_binary_release_images_format",
+      type: "str",
+      choices: ["tar", "tar.gz", "tar.zst"],
+      default: "tar.zst",
+      description: "Which of the release's image tarballs k3s_binary_release_images downloads (the same images, compressed differently).",
+    },
+    {
       name: "k3s_binary_links",
       type: "list",
       elements: "str",
@@ -142,6 +175,28 @@ export const k3sBinary: Role = {
       value: folded(`
         {{ k3s_binary_checksum if k3s_binary_checksum | length > 0 else
            'sha256:' ~ k3s_binary_release_url ~ '/' ~ (k3s_binary_version | urlencode) ~ '/sha256sum-' ~ k3s_binary_release.arch ~ '.txt' }}`),
+    },
+    {
+      name: "k3s_binary_stage_dir",
+      comment: "Where verified binaries are staged on the node, one file per version, before one is installed.",
+      value: K3S_STAGE_DIR,
+    },
+    {
+      name: "k3s_binary_staged_path",
+      comment: "The staged binary of k3s_binary_version.",
+      value: "{{ k3s_binary_stage_dir }}/k3s-{{ k3s_binary_version }}",
+    },
+    {
+      name: "k3s_binary_release_images_url",
+      comment: "The release's image tarball for this node's CPU, in the chosen format.",
+      value: folded(`
+        {{ k3s_binary_release_url ~ '/' ~ (k3s_binary_version | urlencode) ~ '/k3s-airgap-images-' ~ k3s_binary_release.arch
+           ~ '.' ~ k3s_binary_release_images_format }}`),
+    },
+    {
+      name: "k3s_binary_release_images_checksum",
+      comment: "The release's checksum file, which lists the image tarballs too (get_url picks the line for the file's name).",
+      value: "sha256:{{ k3s_binary_release_url }}/{{ k3s_binary_version | urlencode }}/sha256sum-{{ k3s_binary_release.arch }}.txt",
     },
     {
       name: "k3s_binary_airgap_sum_file",
@@ -184,133 +239,240 @@ export const k3sBinary: Role = {
       value: "/var/lib/rancher/k3s/agent/images",
     },
   ],
+  taskFiles: {
+    stage: {
+      summary: "Stage the K3s binary: download or copy it, verified, to a versioned path; installs nothing, restarts nothing.",
+      tasks: [
+        {
+          name: "Check that K3s publishes a binary for this CPU",
+          module: "ansible.builtin.assert",
+          args: {
+            that: ["ansible_facts.architecture in k3s_binary_architectures"],
+            fail_msg: folded(`
+              K3s publishes no binary for {{ ansible_facts.architecture }} ({{ inventory_hostname }});
+              supported: {{ k3s_binary_architectures | list | join(', ') }}.
+              Set k3s_binary_url and k3s_binary_checksum, or k3s_binary_airgap_path, to a binary built for it
+              (and k3s_binary_release_images to false).`),
+            quiet: true,
+          },
+          when: `(${DOWNLOAD} and k3s_binary_url | length == 0) or k3s_binary_release_images`,
+        },
+        {
+          name: "Create the folder of the staged binaries",
+          module: "ansible.builtin.file",
+          args: { path: "{{ k3s_binary_stage_dir }}", state: "directory", owner: "root", group: "root", mode: "0755" },
+        },
+        {
+          name: "Download the K3s binary",
+          when: DOWNLOAD,
+          block: [
+            {
+              // get_url moves the file into place only after its checksum matched; an existing file that matches is kept.
+              name: "Download the K3s binary, verified against the release's sha256",
+              module: "ansible.builtin.get_url",
+              args: {
+                url: "{{ k3s_binary_download_url }}",
+                checksum: "{{ k3s_binary_download_checksum }}",
+                dest: "{{ k3s_binary_staged_path }}",
+                owner: "root",
+                group: "root",
+                mode: "0755",
+              },
+            },
+          ],
+          rescue: [
+            {
+              name: "Explain the failed download",
+              module: "ansible.builtin.fail",
+              args: {
+                msg: folded(`
+                  {{ inventory_hostname }} could not download and verify {{ k3s_binary_download_url }}
+                  against {{ k3s_binary_download_checksum }}: {{ ansible_failed_result.msg | default('') | trim | regex_replace('[.]$', '') }}.
+                  Nothing on the node changed: the installed K3s binary was not touched and nothing was restarted.
+                  A checksum that does not match means the server sends a damaged or altered file: a mirror must serve the
+                  release's own files (the binary beside its sha256sum-<arch>.txt). A node without internet access needs
+                  the air-gap path: set k3s_binary_airgap_path to a K3s binary on this machine (with its sha256 beside it),
+                  or k3s_binary_release_url to a mirror of the release.`),
+              },
+            },
+          ],
+        },
+        {
+          name: "Stage the K3s binary from the air-gap path",
+          when: AIRGAP,
+          block: [
+            {
+              name: "Look at the air-gap binary on this machine",
+              module: "ansible.builtin.stat",
+              args: { path: "{{ k3s_binary_airgap_path }}", checksum_algorithm: "sha256", get_checksum: true },
+              delegate_to: "localhost",
+              become: false,
+              register: "k3s_binary_airgap_file",
+            },
+            {
+              name: "Check that the air-gap binary and its checksum are there",
+              module: "ansible.builtin.assert",
+              args: {
+                that: [
+                  "k3s_binary_airgap_path is abs",
+                  "k3s_binary_airgap_file.stat.exists",
+                  "k3s_binary_airgap_file.stat.isreg | default(false)",
+                  "k3s_binary_airgap_sha256 is match('^[0-9a-f]{64}$')",
+                ],
+                fail_msg: folded(`
+                  k3s_binary_airgap_path = '{{ k3s_binary_airgap_path }}' needs an absolute path to a K3s binary on this machine
+                  and its sha256: in k3s_binary_airgap_checksum, {{ k3s_binary_airgap_path }}.sha256 or
+                  {{ k3s_binary_airgap_path | dirname }}/sha256sum (found: '{{ k3s_binary_airgap_sha256 }}').
+                  Build it (scripts/build-k3s.sh) or copy it there, or clear the air-gap path to download the release.`),
+                quiet: true,
+              },
+            },
+            {
+              name: "Verify the air-gap binary before copying it",
+              module: "ansible.builtin.assert",
+              args: {
+                that: ["k3s_binary_airgap_file.stat.checksum == k3s_binary_airgap_sha256"],
+                fail_msg: folded(`
+                  {{ k3s_binary_airgap_path }} has sha256 {{ k3s_binary_airgap_file.stat.checksum }}, but its checksum says
+                  {{ k3s_binary_airgap_sha256 }}: the file is corrupt or not the build the checksum describes. Nothing was copied.`),
+                quiet: true,
+              },
+            },
+            {
+              name: "Copy the air-gap binary to the node",
+              module: "ansible.builtin.copy",
+              args: { src: "{{ k3s_binary_airgap_path }}", dest: "{{ k3s_binary_staged_path }}", owner: "root", group: "root", mode: "0755" },
+            },
+            {
+              name: "Checksum the binary on the node",
+              module: "ansible.builtin.stat",
+              args: { path: "{{ k3s_binary_staged_path }}", checksum_algorithm: "sha256", get_checksum: true },
+              register: "k3s_binary_staged",
+            },
+            {
+              name: "Verify the binary on the node",
+              module: "ansible.builtin.assert",
+              args: {
+                that: ["k3s_binary_staged.stat.checksum == k3s_binary_airgap_sha256"],
+                fail_msg: folded(`
+                  {{ k3s_binary_staged_path }} on {{ inventory_hostname }} does not match the air-gap checksum after the copy.
+                  The installed K3s binary was not touched.`),
+                quiet: true,
+              },
+            },
+          ],
+        },
+        {
+          name: "Ask the staged binary for its version",
+          module: "ansible.builtin.command",
+          args: { argv: ["{{ k3s_binary_staged_path }}", "--version"] },
+          register: "k3s_binary_version_output",
+          changed_when: false,
+        },
+        {
+          name: "Check that the staged binary is the pinned version",
+          module: "ansible.builtin.assert",
+          args: {
+            that: ["k3s_binary_version in k3s_binary_version_output.stdout"],
+            fail_msg: folded(`
+              {{ k3s_binary_staged_path }} on {{ inventory_hostname }} says "{{ k3s_binary_version_output.stdout_lines | first | default('') }}",
+              not {{ k3s_binary_version }}: the download URL, checksum or air-gap binary is for another release.
+              The installed K3s binary was not touched.`),
+            quiet: true,
+          },
+        },
+        {
+          name: "Create the air-gap images folder",
+          module: "ansible.builtin.file",
+          args: { path: "{{ k3s_binary_images_path }}", state: "directory", owner: "root", group: "root", mode: "0755" },
+          when: "k3s_binary_release_images or k3s_binary_airgap_images_dir | length > 0",
+        },
+        {
+          name: "Download the release's air-gap images",
+          when: "k3s_binary_release_images",
+          block: [
+            {
+              name: "Download the image tarball, verified against the release's sha256",
+              module: "ansible.builtin.get_url",
+              args: {
+                url: "{{ k3s_binary_release_images_url }}",
+                checksum: "{{ k3s_binary_release_images_checksum }}",
+                dest: "{{ k3s_binary_images_path }}/{{ k3s_binary_release_images_url | basename }}",
+                owner: "root",
+                group: "root",
+                mode: "0644",
+              },
+              register: "k3s_binary_release_images_result",
+            },
+          ],
+          rescue: [
+            {
+              name: "Explain the failed image download",
+              module: "ansible.builtin.fail",
+              args: {
+                msg: folded(`
+                  {{ inventory_hostname }} could not download and verify {{ k3s_binary_release_images_url }}
+                  against {{ k3s_binary_release_images_checksum }}: {{ ansible_failed_result.msg | default('') | trim | regex_replace('[.]$', '') }}.
+                  The installed K3s binary was not touched and nothing was restarted. Set k3s_binary_release_images to false
+                  (the nodes then pull the images from their registries), or put the tarball in k3s_binary_airgap_images_dir.`),
+              },
+            },
+          ],
+        },
+        {
+          name: "Copy the air-gap images",
+          when: "k3s_binary_airgap_images_dir | length > 0",
+          block: [
+            {
+              name: "Look at the air-gap images on this machine",
+              module: "ansible.builtin.stat",
+              args: { path: "{{ item }}", checksum_algorithm: "sha256", get_checksum: true },
+              loop: "{{ k3s_binary_airgap_images }}",
+              loop_control: { label: "{{ item | basename }}" },
+              delegate_to: "localhost",
+              become: false,
+              register: "k3s_binary_airgap_image_files",
+            },
+            {
+              name: "Verify the air-gap images the checksum file lists",
+              module: "ansible.builtin.assert",
+              args: {
+                that: [
+                  "k3s_binary_airgap_image_sums[item.item | basename] | default(item.stat.checksum) | lower == item.stat.checksum",
+                ],
+                fail_msg: folded(`
+                  {{ item.item }} has sha256 {{ item.stat.checksum }}, but the sha256sum file says
+                  {{ k3s_binary_airgap_image_sums[item.item | basename] }}: the tarball is corrupt or stale. Nothing was copied.`),
+                quiet: true,
+              },
+              loop: "{{ k3s_binary_airgap_image_files.results }}",
+              loop_control: { label: "{{ item.item | basename }}" },
+            },
+            {
+              name: "Copy the image tarballs",
+              module: "ansible.builtin.copy",
+              args: { src: "{{ item }}", dest: "{{ k3s_binary_images_path }}/", owner: "root", group: "root", mode: "0644" },
+              loop: "{{ k3s_binary_airgap_images }}",
+              loop_control: { label: "{{ item | basename }}" },
+              register: "k3s_binary_airgap_images_result",
+            },
+          ],
+        },
+      ],
+    },
+  },
   tasks: [
     {
-      name: "Check that K3s publishes a binary for this CPU",
-      module: "ansible.builtin.assert",
-      args: {
-        that: ["ansible_facts.architecture in k3s_binary_architectures"],
-        fail_msg: folded(`
-          K3s publishes no binary for {{ ansible_facts.architecture }} ({{ inventory_hostname }});
-          supported: {{ k3s_binary_architectures | list | join(', ') }}.
-          Set k3s_binary_url and k3s_binary_checksum, or k3s_binary_airgap_path, to a binary built for it.`),
-        quiet: true,
-      },
-      when: [DOWNLOAD, "k3s_binary_url | length == 0"],
+      name: "Stage the verified K3s binary (and images)",
+      module: "ansible.builtin.import_tasks",
+      args: { file: "stage.yml" },
     },
     {
-      name: "Download the K3s binary",
-      when: DOWNLOAD,
-      block: [
-        {
-          name: "Download the K3s binary, verified against the release's sha256",
-          module: "ansible.builtin.get_url",
-          args: {
-            url: "{{ k3s_binary_download_url }}",
-            checksum: "{{ k3s_binary_download_checksum }}",
-            dest: "{{ k3s_binary_install_path }}",
-            owner: "root",
-            group: "root",
-            mode: "0755",
-          },
-          notify: K3S_BINARY_CHANGED,
-        },
-      ],
-      rescue: [
-        {
-          name: "Explain the failed download",
-          module: "ansible.builtin.fail",
-          args: {
-            msg: folded(`
-              {{ inventory_hostname }} could not download and verify {{ k3s_binary_download_url }}
-              against {{ k3s_binary_download_checksum }}: {{ ansible_failed_result.msg | default('') }}.
-              A node without internet access needs the air-gap path: set k3s_binary_airgap_path to a K3s binary on
-              this machine (with its sha256 beside it), or k3s_binary_release_url to a mirror of the release.`),
-          },
-        },
-      ],
-    },
-    {
-      name: "Install the K3s binary from the air-gap path",
-      when: AIRGAP,
-      block: [
-        {
-          name: "Look at the air-gap binary on this machine",
-          module: "ansible.builtin.stat",
-          args: { path: "{{ k3s_binary_airgap_path }}", checksum_algorithm: "sha256", get_checksum: true },
-          delegate_to: "localhost",
-          become: false,
-          register: "k3s_binary_airgap_file",
-        },
-        {
-          name: "Check that the air-gap binary and its checksum are there",
-          module: "ansible.builtin.assert",
-          args: {
-            that: [
-              "k3s_binary_airgap_path is abs",
-              "k3s_binary_airgap_file.stat.exists",
-              "k3s_binary_airgap_file.stat.isreg | default(false)",
-              "k3s_binary_airgap_sha256 is match('^[0-9a-f]{64}$')",
-            ],
-            fail_msg: folded(`
-              k3s_binary_airgap_path = '{{ k3s_binary_airgap_path }}' needs an absolute path to a K3s binary on this machine
-              and its sha256: in k3s_binary_airgap_checksum, {{ k3s_binary_airgap_path }}.sha256 or
-              {{ k3s_binary_airgap_path | dirname }}/sha256sum (found: '{{ k3s_binary_airgap_sha256 }}').
-              Build it (scripts/build-k3s.sh) or copy it there, or clear the air-gap path to download the release.`),
-            quiet: true,
-          },
-        },
-        {
-          name: "Verify the air-gap binary before copying it",
-          module: "ansible.builtin.assert",
-          args: {
-            that: ["k3s_binary_airgap_file.stat.checksum == k3s_binary_airgap_sha256"],
-            fail_msg: folded(`
-              {{ k3s_binary_airgap_path }} has sha256 {{ k3s_binary_airgap_file.stat.checksum }}, but its checksum says
-              {{ k3s_binary_airgap_sha256 }}: the file is corrupt or not the build the checksum describes. Nothing was copied.`),
-            quiet: true,
-          },
-        },
-        {
-          name: "Copy the air-gap binary to the node",
-          module: "ansible.builtin.copy",
-          args: { src: "{{ k3s_binary_airgap_path }}", dest: "{{ k3s_binary_install_path }}", owner: "root", group: "root", mode: "0755" },
-          notify: K3S_BINARY_CHANGED,
-        },
-        {
-          name: "Checksum the binary on the node",
-          module: "ansible.builtin.stat",
-          args: { path: "{{ k3s_binary_install_path }}", checksum_algorithm: "sha256", get_checksum: true },
-          register: "k3s_binary_installed",
-        },
-        {
-          name: "Verify the binary on the node",
-          module: "ansible.builtin.assert",
-          args: {
-            that: ["k3s_binary_installed.stat.checksum == k3s_binary_airgap_sha256"],
-            fail_msg: "{{ k3s_binary_install_path }} on {{ inventory_hostname }} does not match the air-gap checksum after the copy.",
-            quiet: true,
-          },
-        },
-      ],
-    },
-    {
-      name: "Ask the installed binary for its version",
-      module: "ansible.builtin.command",
-      args: { cmd: "{{ k3s_binary_install_path }} --version" },
-      register: "k3s_binary_version_output",
-      changed_when: false,
-    },
-    {
-      name: "Check that the installed binary is the pinned version",
-      module: "ansible.builtin.assert",
-      args: {
-        that: ["k3s_binary_version in k3s_binary_version_output.stdout"],
-        fail_msg: folded(`
-          {{ k3s_binary_install_path }} on {{ inventory_hostname }} says "{{ k3s_binary_version_output.stdout_lines | first | default('') }}",
-          not {{ k3s_binary_version }}: the download URL, checksum or air-gap binary is for another release.`),
-        quiet: true,
-      },
+      // copy replaces the file by a rename: a running K3s keeps its old binary until the handler restarts it.
+      name: "Install the staged binary",
+      module: "ansible.builtin.copy",
+      args: { src: "{{ k3s_binary_staged_path }}", dest: "{{ k3s_binary_install_path }}", remote_src: true, owner: "root", group: "root", mode: "0755" },
+      notify: K3S_BINARY_CHANGED,
     },
     {
       name: "Link the tools K3s includes",
@@ -319,48 +481,32 @@ export const k3sBinary: Role = {
       loop: "{{ k3s_binary_links }}",
     },
     {
-      name: "Copy the air-gap images",
-      when: "k3s_binary_airgap_images_dir | length > 0",
-      block: [
-        {
-          name: "Look at the air-gap images on this machine",
-          module: "ansible.builtin.stat",
-          args: { path: "{{ item }}", checksum_algorithm: "sha256", get_checksum: true },
-          loop: "{{ k3s_binary_airgap_images }}",
-          loop_control: { label: "{{ item | basename }}" },
-          delegate_to: "localhost",
-          become: false,
-          register: "k3s_binary_airgap_image_files",
-        },
-        {
-          name: "Verify the air-gap images the checksum file lists",
-          module: "ansible.builtin.assert",
-          args: {
-            that: [
-              "k3s_binary_airgap_image_sums[item.item | basename] | default(item.stat.checksum) | lower == item.stat.checksum",
-            ],
-            fail_msg: folded(`
-              {{ item.item }} has sha256 {{ item.stat.checksum }}, but the sha256sum file says
-              {{ k3s_binary_airgap_image_sums[item.item | basename] }}: the tarball is corrupt or stale. Nothing was copied.`),
-            quiet: true,
-          },
-          loop: "{{ k3s_binary_airgap_image_files.results }}",
-          loop_control: { label: "{{ item.item | basename }}" },
-        },
-        {
-          name: "Create the air-gap images folder",
-          module: "ansible.builtin.file",
-          args: { path: "{{ k3s_binary_images_path }}", state: "directory", owner: "root", group: "root", mode: "0755" },
-        },
-        {
-          name: "Copy the image tarballs",
-          module: "ansible.builtin.copy",
-          args: { src: "{{ item }}", dest: "{{ k3s_binary_images_path }}/", owner: "root", group: "root", mode: "0644" },
-          loop: "{{ k3s_binary_airgap_images }}",
-          loop_control: { label: "{{ item | basename }}" },
-          notify: K3S_BINARY_CHANGED,
-        },
-      ],
+      // The images were staged without a restart (stage.yml may run alone, before a drain); K3s imports them at start.
+      name: "Restart K3s for new images",
+      module: "ansible.builtin.debug",
+      args: {
+        msg: "{{ 'New images in ' ~ k3s_binary_images_path ~ ': K3s imports them as it restarts.' if k3s_binary_new_images else 'No new images.' }}",
+      },
+      vars: {
+        k3s_binary_new_images: folded(`
+          {{ (k3s_binary_release_images_result | default({})) is changed
+             or (k3s_binary_airgap_images_result | default({})) is changed }}`),
+      },
+      changed_when: "k3s_binary_new_images | bool",
+      notify: K3S_BINARY_CHANGED,
+    },
+    {
+      name: "Find staged binaries of other versions",
+      module: "ansible.builtin.find",
+      args: { paths: "{{ k3s_binary_stage_dir }}", patterns: ["k3s-*"], excludes: ["{{ k3s_binary_staged_path | basename }}"] },
+      register: "k3s_binary_stale",
+    },
+    {
+      name: "Remove them",
+      module: "ansible.builtin.file",
+      args: { path: "{{ item.path }}", state: "absent" },
+      loop: "{{ k3s_binary_stale.files }}",
+      loop_control: { label: "{{ item.path | basename }}" },
     },
   ],
 };

@@ -111,7 +111,9 @@ export const k3sWorker: Role = {
           module: "ansible.builtin.fail",
           args: {
             msg: folded(`
-              {{ k3s_worker_node_name }} did not appear in 'kubectl get nodes' on {{ k3s_worker_server_host }} within
+              {{ ('k3s-agent on ' ~ inventory_hostname ~ ' did not start (systemd says it is '
+                  ~ k3s_worker_active.status.ActiveState ~ ')') if k3s_worker_active.status.ActiveState | default('active') != 'active'
+                 else k3s_worker_node_name ~ " did not appear in 'kubectl get nodes' on " ~ k3s_worker_server_host }} within
               {{ k3s_worker_register_retries | int * k3s_worker_register_delay | int }} s. Look at 'journalctl -u k3s-agent'
               on {{ inventory_hostname }}: the server must be reachable at {{ k3s_worker_server_url }} (port 6443/tcp) and
               the nodes must reach each other on 8472/udp (VXLAN) and 10250/tcp (kubelet).`),
