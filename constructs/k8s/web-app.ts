@@ -80,9 +80,18 @@ export interface WebAppProps extends AppIdentity {
   readonly recreate?: boolean;
 }
 
+/** A pod's pause before it stops, so that Services stop sending it requests first (only for apps with 2+ replicas). */
+export const PRE_STOP_SECONDS = 5;
+
+/**
+ * A Deployment and its NodePort Service. An app with two or more replicas also gets a PodDisruptionBudget (drains,
+ * as make upgrade and make remove-nodes do them, take one of its pods at a time) and a short preStop pause, so that
+ * it keeps answering while its pods move.
+ */
 export class WebApp extends Construct {
   readonly deployment: k8s.KubeDeployment;
   readonly service: k8s.KubeService;
+  readonly disruptionBudget?: k8s.KubePodDisruptionBudget;
 
   constructor(scope: Construct, id: string, props: WebAppProps) {
     super(scope, id);
@@ -135,6 +144,7 @@ export class WebApp extends Construct {
                   capabilities: { drop: ["ALL"] },
                 },
                 volumeMounts: volumes.length > 0 ? volumes.map((v) => ({ name: v.name, mountPath: v.mountPath })) : undefined,
+                lifecycle: props.replicas > 1 ? { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } } : undefined,
               },
             ],
             volumes:
@@ -145,6 +155,13 @@ export class WebApp extends Construct {
         },
       },
     });
+
+    if (props.replicas > 1) {
+      this.disruptionBudget = new k8s.KubePodDisruptionBudget(this, "disruption-budget", {
+        metadata: appMetadata(props),
+        spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: selectorLabels(props) } },
+      });
+    }
 
     this.service = new k8s.KubeService(this, "service", {
       metadata: appMetadata(props),

@@ -133,8 +133,19 @@ describe("manifests", () => {
   it("lists a disabled app's objects under removed/, for the deploy to delete", () => {
     const files = manifests({ whoami_enabled: false });
     expect(files.has("manifests/30-whoami.yaml")).toBe(false);
-    expect(files.get("manifests/removed/30-whoami.yaml")!.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(["Deployment/whoami", "Service/whoami", "Ingress/whoami"]);
+    expect(files.get("manifests/removed/30-whoami.yaml")!.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(["Deployment/whoami", "PodDisruptionBudget/whoami", "Service/whoami", "Ingress/whoami"]);
     expect((groupVarsValues(testConfig({ whoami_enabled: false })).k3s_apps_endpoints as string[]).join("\n")).not.toMatch(/Whoami/);
+  });
+
+  it("keeps an app with 2+ replicas serving through drains: a PodDisruptionBudget and a preStop pause, none for one replica", () => {
+    const objects = all(manifests({ whoami_replicas: 3 }));
+    expect(find(objects, "PodDisruptionBudget", "whoami")).toMatchObject({
+      spec: { maxUnavailable: 1, selector: { matchLabels: { "app.kubernetes.io/instance": "whoami" } } },
+    });
+    expect((find(objects, "Deployment", "whoami") as any).spec.template.spec.containers[0].lifecycle).toEqual({ preStop: { sleep: { seconds: 5 } } });
+    const single = all(manifests({ whoami_replicas: 1 }));
+    expect(single.filter((o) => o.kind === "PodDisruptionBudget")).toEqual([]);
+    expect((find(single, "Deployment", "whoami") as any).spec.template.spec.containers[0].lifecycle).toBeUndefined();
   });
 
   it("prints every enabled app's URL at the first master's address", () => {
