@@ -84,7 +84,7 @@ endef
 provision: ## Prepare the nodes and install K3s with Ansible (site.yml); writes ./kubeconfig
 	$(call playbook,site.yml)
 
-upgrade: ## Rolling K3s upgrade to k3s_version: servers one at a time, then agents BATCH at a time (drained, upgraded, uncordoned)
+upgrade: synth ## Rolling K3s upgrade to k3s_version: servers one at a time, then agents BATCH at a time (drained, upgraded, uncordoned)
 	$(call playbook,upgrade.yml,-e k3s_upgrade_batch="$(BATCH)")
 
 deploy-apps: ## Deploy Traefik, the dashboard, Whoami and Uptime Kuma (manifests/, apps-deploy.yml); prints their URLs

@@ -35,3 +35,17 @@ export function tempDir(prefix: string): () => string {
   });
   return () => (dir ??= fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
 }
+
+/** The environment for running ansible-playbook from a test: the venv's Python, no ansible.cfg, JSON output, all
+ * of Ansible's scratch files in `dir`. */
+export function ansibleTestEnv(dir: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    ANSIBLE_CONFIG: "",
+    ANSIBLE_STDOUT_CALLBACK: "json",
+    ANSIBLE_LOCALHOST_WARNING: "0",
+    ANSIBLE_PYTHON_INTERPRETER: path.join(VENV_BIN, "python"),
+    ANSIBLE_LOCAL_TEMP: dir,
+    ANSIBLE_HOME: dir,
+  };
+}

@@ -316,8 +316,18 @@ ensure_cluster() {
 }
 
 # echo_deployment REPLICAS: the locally built echo image as a Deployment behind NodePort $ECHO_PORT, spread over
-# the agents, with a PodDisruptionBudget that keeps one pod serving through drains.
+# the agents; with 2 or more replicas also a PodDisruptionBudget and a preStop pause, as the apps get
+# (constructs/k8s/web-app.ts), so that it keeps serving through drains.
 echo_deployment() {
+  local pdb=""
+  [ "$1" -lt 2 ] || pdb="---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: { name: echo, namespace: default }
+spec:
+  maxUnavailable: 1
+  selector: { matchLabels: { app.kubernetes.io/name: echo } }"
+  [ "$1" -ge 2 ] || kubectl delete pdb echo -n default --ignore-not-found >/dev/null
   kubectl apply -f - >/dev/null <<EOF
 apiVersion: apps/v1
 kind: Deployment
@@ -343,13 +353,6 @@ spec:
           # Out of the Service's endpoints before it stops: a drained pod still answers for a moment.
           lifecycle: { preStop: { sleep: { seconds: 5 } } }
 ---
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata: { name: echo, namespace: default }
-spec:
-  minAvailable: 1
-  selector: { matchLabels: { app.kubernetes.io/name: echo } }
----
 apiVersion: v1
 kind: Service
 metadata: { name: echo, namespace: default }
@@ -357,6 +360,7 @@ spec:
   type: NodePort
   selector: { app.kubernetes.io/name: echo }
   ports: [{ port: 80, targetPort: 8080, nodePort: $ECHO_PORT }]
+$pdb
 EOF
 }
 

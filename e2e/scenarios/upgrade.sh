@@ -35,6 +35,7 @@ scenario_upgrade() {
   check "a skipped minor (to v1.36.5+k3s1) is refused, saying what to do instead" refused "$RUN/upgrade-skip.log" "v1.35" upgrade ANSIBLE_ARGS="$(download_vars good)"
   check "... and after the refusals nothing changed" untouched
   K3S_WANT="$K3S_UPGRADE" configure
+  make_logged "$RUN/synth-version-change.log" synth || die "make synth failed"
   make_logged "$RUN/provision-version-change.log" provision ANSIBLE_ARGS="$(download_vars good)" && note "make provision upgraded?"
   check "make provision with a new k3s_version refuses to upgrade a running cluster, pointing at make upgrade" \
     log_says "$RUN/provision-version-change.log" "make upgrade"

@@ -11,24 +11,17 @@ import * as path from "node:path";
 import { TERRAFORM_ROLE_PRIVILEGES } from "../../constructs/proxmox-role";
 import { HostBackend, NoHostBackend } from "./backend";
 import { HostsBackend } from "./backend/hosts";
-import { Simulator, TemplateSpec } from "./api/simulator";
-import type { StorageConfig } from "./model/state";
+import { Simulator, SimulatorOptions } from "./api/simulator";
 import { PVE_VERSIONS, PveVersion } from "./schema";
 import { makeCertificate, PveApiServer, UserSpec } from "./server";
 
-/** The configuration file lab/lab.sh writes. */
-export interface SimulatorConfig {
+/** The configuration file `init` writes: the simulator's options that are data, plus where it listens and who may call. */
+export interface SimulatorConfig
+  extends Pick<SimulatorOptions, "pveVersion" | "node" | "stateDir" | "nodeMemoryMiB" | "nodeCpus" | "storages" | "bridges" | "templates"> {
   readonly listen: string;
   readonly port: number;
-  readonly pveVersion: PveVersion;
-  readonly node: string;
-  readonly stateDir: string;
-  readonly nodeMemoryMiB: number;
-  readonly nodeCpus: number;
-  readonly storages: readonly StorageConfig[];
-  readonly bridges: readonly string[];
+  /** The node's own DNS servers (what a VM without `nameserver` gets). */
   readonly nameservers: readonly string[];
-  readonly templates: readonly TemplateSpec[];
   readonly users: readonly UserSpec[];
   /** `hosts`: VMs are lab/hosts.sh machines (root); `none`: API state only. */
   readonly backend: { readonly type: "hosts"; readonly script: string; readonly env: Record<string, string> } | { readonly type: "none"; readonly agent?: boolean };

@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { REPO, tempDir, VENV_BIN } from "../../helpers";
+import { ansibleTestEnv, REPO, tempDir, VENV_BIN } from "../../helpers";
 
 const LIBRARY = path.join(REPO, "constructs/ansible/library");
 const MODULE = path.join(LIBRARY, "k3s_version_check.py");
@@ -123,15 +123,7 @@ function runModule(cases: readonly { version: string | null; target: string }[])
   const out = execFileSync(ANSIBLE_PLAYBOOK, ["-i", "localhost,", "-c", "local", "-M", LIBRARY, playbook], {
     encoding: "utf8",
     cwd: dir,
-    env: {
-      ...process.env,
-      ANSIBLE_CONFIG: "",
-      ANSIBLE_STDOUT_CALLBACK: "json",
-      ANSIBLE_LOCALHOST_WARNING: "0",
-      ANSIBLE_PYTHON_INTERPRETER: path.join(VENV_BIN, "python"),
-      ANSIBLE_LOCAL_TEMP: dir,
-      ANSIBLE_HOME: dir,
-    },
+    env: ansibleTestEnv(dir),
   });
   return (JSON.parse(out).plays[0].tasks as { hosts: { localhost: Record<string, unknown> } }[]).map((t) => t.hosts.localhost);
 }

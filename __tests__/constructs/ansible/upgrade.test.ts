@@ -12,7 +12,7 @@ import { Folded, isBlock, Item, Play, Task } from "../../../constructs/ansible/m
 import { itemObject } from "../../../constructs/ansible/render";
 import { DRAIN_FLAGS, UPGRADE_MARK, upgradePlays } from "../../../constructs/ansible/upgrade";
 import { removeNodesPlays } from "../../../constructs/ansible/day2";
-import { tempDir, VENV_BIN } from "../../helpers";
+import { ansibleTestEnv, tempDir, VENV_BIN } from "../../helpers";
 
 const tasksOf = (items: readonly Item[] | undefined): Task[] => (items ?? []).flatMap((item) => (isBlock(item) ? tasksOf(item.block) : [item]));
 const byName = (play: Play, name: string) => {
@@ -257,14 +257,7 @@ beforeAll(() => {
     out = execFileSync(PLAYBOOK_BIN, ["-i", path.join(dir, "hosts.ini"), path.join(dir, "decide.yml")], {
       encoding: "utf8",
       cwd: dir,
-      env: {
-        ...process.env,
-        ANSIBLE_CONFIG: "",
-        ANSIBLE_STDOUT_CALLBACK: "json",
-        ANSIBLE_PYTHON_INTERPRETER: path.join(VENV_BIN, "python"),
-        ANSIBLE_LOCAL_TEMP: dir,
-        ANSIBLE_HOME: dir,
-      },
+      env: ansibleTestEnv(dir),
       timeout: 120_000,
     });
   } catch (error) {

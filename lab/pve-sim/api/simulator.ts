@@ -775,21 +775,20 @@ export class Simulator {
   }
 
   stop(call: Call): Json {
-    const vm = this.vm(call.params);
-    return this.task(call, "qmstop", String(vm.vmid), () =>
-      this.withVmLock(vm.vmid, async () => {
-        if (vm.lock && vm.status === "running") this.checkLock(vm);
-        await this.powerOff(vm, false);
-      }),
-    );
+    return this.powerOffTask(call, "qmstop", false);
   }
 
   shutdown(call: Call): Json {
+    return this.powerOffTask(call, "qmshutdown", true);
+  }
+
+  /** stop (at once) and shutdown (orderly): a locked running VM refuses, a stopped one is OK at once. */
+  private powerOffTask(call: Call, type: string, graceful: boolean): Json {
     const vm = this.vm(call.params);
-    return this.task(call, "qmshutdown", String(vm.vmid), () =>
+    return this.task(call, type, String(vm.vmid), () =>
       this.withVmLock(vm.vmid, async () => {
         if (vm.lock && vm.status === "running") this.checkLock(vm);
-        await this.powerOff(vm, true);
+        await this.powerOff(vm, graceful);
       }),
     );
   }
