@@ -399,7 +399,12 @@ cgroup_remove() {
   [ -f "$f" ] || return 0
   while read -r dir; do
     [ -d "$dir" ] || continue
-    find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    # The container's last processes may still be on their way out for a moment after nspawn exits.
+    for _ in $(seq 1 20); do
+      find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
+      [ -d "$dir" ] || break
+      sleep 0.5
+    done
     [ ! -d "$dir" ] || die "$name: cannot remove cgroup $dir (processes left: $(paste -sd' ' - <"$dir/cgroup.procs" 2>/dev/null))"
     rmdir "$(dirname "$dir")" 2>/dev/null || true   # the run's parent, once its last host is gone
   done <"$f"
