@@ -11,8 +11,16 @@ import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { k3sBinary } from "../../../constructs/ansible/roles/k3s_binary";
+import { groupVarsValues } from "../../../constructs/ansible/group-vars";
 import { varsFile } from "../../../constructs/ansible/render";
-import { REPO, tempDir, VENV_BIN } from "../../helpers";
+import { readVersions } from "../../../constructs/config/versions";
+import { REPO, tempDir, testConfig, VENV_BIN } from "../../helpers";
+
+/** What a configuration without k3s_version gives the nodes: group_vars' version and the role's default release URL. */
+const DEFAULT_RELEASE = {
+  k3s_binary_version: groupVarsValues(testConfig({ k3s_version: null })).k3s_binary_version,
+  k3s_binary_release_url: k3sBinary.variables.find((v) => v.name === "k3s_binary_release_url")!.default,
+};
 
 const ROLES = path.join(REPO, "constructs/ansible/roles");
 const PLAYBOOK_BIN = path.join(VENV_BIN, "ansible-playbook");
@@ -140,6 +148,15 @@ beforeAll(() => {
       lookups("bare.json", { k3s_binary_airgap_path: path.join(bare, "k3s-v1") }),
       lookups("pinned.json", { k3s_binary_airgap_path: path.join(bare, "k3s-v1"), k3s_binary_airgap_checksum: "sha256:ABCDEF" }),
       lookups("missing.json", { k3s_binary_airgap_path: path.join(out, "nowhere/k3s") }),
+      {
+        name: "Evaluate the download URL of a configuration without k3s_version",
+        "ansible.builtin.copy": {
+          content: "{{ {'binary': k3s_binary_download_url, 'checksum': k3s_binary_download_checksum} | to_json }}",
+          dest: path.join(out, "default-download.json"),
+          mode: "0600",
+        },
+        vars: { ...DEFAULT_RELEASE, k3s_binary_url: "", k3s_binary_checksum: "", k3s_binary_release: { arch: "amd64", suffix: "" } },
+      },
       {
         name: "Evaluate the download URLs and the staged path",
         "ansible.builtin.copy": {
@@ -281,6 +298,13 @@ describe.skipIf(!haveAnsible)("k3s_binary air-gap checksums evaluated by Ansible
 
   it("prefers k3s_binary_airgap_checksum, without its sha256: prefix, lower-cased", () => {
     expect(result("pinned.json").sha256).toBe("abcdef");
+  });
+
+  it("without k3s_version, downloads a real K3s release (versions.env's K3S_VERSION) from K3s's releases, checked by its sha256sum file", () => {
+    const release = readVersions().K3S_VERSION;
+    expect(release).toMatch(/^v1\.\d+\.\d+\+k3s\d+$/); // a release tag, not a build of a commit
+    const base = `https://github.com/k3s-io/k3s/releases/download/${release.replace("+", "%2B")}`;
+    expect(result("default-download.json")).toEqual({ binary: `${base}/k3s`, checksum: `sha256:${base}/sha256sum-amd64.txt` });
   });
 
   it("downloads the binary and the images from <release URL>/<version, + as %2B>/, checked against the release's sha256sum-<arch>.txt", () => {
