@@ -65,7 +65,12 @@ scenario_upgrade() {
   order="$(grep -o 'upgraded k3s-[a-z]*-[0-9]*' "$RUN/upgrade-1.log" | awk '{ print $2 }' | paste -sd' ' -)"
   check "servers first, then agents, one at a time: $order" \
     test "$order" = "$(for e in "${HOSTS[@]}"; do printf '%s ' "${e%%=*}"; done | sed 's/ $//')"
-  grep -E '^ok: .*upgraded |upgraded k3s-' "$RUN/upgrade-1.log" | sed 's/^/  /' | head -20 || true
+  # "upgraded <node> from <old> to <new> in <n> s", which the YAML output may wrap over two lines.
+  local node n
+  while read -r _ node _ _ _ _ _ n _; do
+    timing "make upgrade: $node" "${n}s"
+    echo "  upgraded $node in $n s"
+  done < <(plain "$RUN/upgrade-1.log" | tr -s ' \n' '  ' | grep -o 'upgraded k3s-[a-z]*-[0-9]* from [^ ]* to [^ ]* in [0-9]* s')
   local entry
   for entry in "${HOSTS[@]}"; do
     check "${entry%%=*} was drained" grep -q "node/${entry%%=*} drained" "$RUN/upgrade-1.log"
