@@ -508,23 +508,25 @@ cmd_vm_start() {
   log "vm $id ($name): booting (systemd-nspawn pid $pid, $cpus CPU, $mib MiB, NIC $tap $mac, console $RUN/logs/vm$id.log)"
 }
 
-# stop_vm VMID [graceful]: SIGTERM to nspawn = SIGRTMIN+3 to the container's init (an orderly poweroff); without
-# `graceful` only a short wait before the kill, as `qm stop` pulls the plug.
+# stop_vm VMID [graceful]: with `graceful`, SIGTERM to nspawn = SIGRTMIN+3 to the container's init (an orderly
+# poweroff, 30 s at most). Without it, as `qm stop` ends the QEMU process: the container's init is killed, and its
+# PID namespace with it, so nothing in the guest runs a shutdown step (keepalived sends no goodbye, etcd no leave).
 stop_vm() {
-  local id="$1" graceful="${2:-}" pid leader wait
+  local id="$1" graceful="${2:-}" pid leader i
   pid="$(nspawn_pid "$id")" || return 0
-  wait=10; [ -z "$graceful" ] || wait=60
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 "$wait"); do
-    nspawn_pid "$id" >/dev/null || break
-    sleep 0.5
-  done
-  if nspawn_pid "$id" >/dev/null; then
-    [ -z "$graceful" ] || log "vm $id: no clean shutdown after $((wait / 2))s; killing it"
-    if leader="$(leader_pid "$id")"; then kill -KILL "$leader" 2>/dev/null || true; fi
-    kill -KILL "$pid" 2>/dev/null || true
-    for _ in $(seq 1 20); do
+  if [ -n "$graceful" ]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do
       nspawn_pid "$id" >/dev/null || break
+      sleep 0.5
+    done
+    ! nspawn_pid "$id" >/dev/null || log "vm $id: no clean shutdown after 30s; killing it"
+  fi
+  if nspawn_pid "$id" >/dev/null; then
+    if leader="$(leader_pid "$id")"; then kill -KILL "$leader" 2>/dev/null || true; fi
+    for i in $(seq 1 40); do
+      nspawn_pid "$id" >/dev/null || break
+      [ "$i" -ne 10 ] || kill -KILL "$pid" 2>/dev/null || true
       sleep 0.5
     done
     nspawn_pid "$id" >/dev/null && die "vm $id: systemd-nspawn pid $pid does not die"
