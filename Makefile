@@ -45,7 +45,7 @@ BATCH ?= 1
 # Where make backup puts the snapshots (not committed).
 BACKUP_DIR ?= backups
 
-.PHONY: help setup synth diff apply destroy provision upgrade deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs lab lab-down e2e bench
+.PHONY: help setup synth diff apply destroy provision upgrade status deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs lab lab-down e2e bench
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -89,6 +89,9 @@ upgrade: synth ## Rolling K3s upgrade to k3s_version: servers one at a time, the
 
 deploy-apps: ## Deploy Traefik, the dashboard, Whoami and Uptime Kuma (manifests/, apps-deploy.yml); prints their URLs
 	$(call playbook,apps-deploy.yml)
+
+status: ## Is the control plane well? Each server's k3s, API, etcd member and VIP; fails when the API is unavailable
+	@$(call playbook,status.yml)
 
 dashboard-token: ## Print a 1-hour login token for the dashboard (stored nowhere)
 	@$(call playbook,dashboard-token.yml)

@@ -4,7 +4,7 @@ import { LocalBackend, TerraformOutput, TerraformStack, TerraformVariable } from
 import * as path from "node:path";
 import { LocalProvider } from "../.gen/providers/local/provider";
 import { ProxmoxProvider } from "../.gen/providers/proxmox/provider";
-import type { ClusterConfig } from "./config";
+import { apiAddressOf, type ClusterConfig } from "./config";
 import { ConfigVariables } from "./config-variables";
 import { INVENTORY_PATH, Inventory } from "./inventory";
 import { NodePool } from "./node-pool";
@@ -54,6 +54,13 @@ export class K3sCluster extends TerraformStack {
       value: Object.fromEntries(nodes.map((n) => [n.name, n.ip])),
       description: "Address of every node, by name.",
     });
-    new TerraformOutput(this, "kubernetes_api", { value: `https://${config.masters[0].ip}:6443` });
+    new TerraformOutput(this, "kubernetes_api", {
+      value: `https://${apiAddressOf(config)}:6443`,
+      description: "URL of the Kubernetes API: the virtual IP (api_vip) when set, else the master's address.",
+    });
+    new TerraformOutput(this, "api_vip", {
+      value: config.network.apiVip ?? "",
+      description: "The API's virtual IP, held by a healthy master (empty: none configured). No VM is given this address.",
+    });
   }
 }

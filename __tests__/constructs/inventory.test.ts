@@ -26,7 +26,7 @@ describe("renderInventory", () => {
   });
 
   it("follows worker_count, master_count and explicit addresses", () => {
-    const ini = sections(renderInventory(testConfig({ master_count: 3, worker_count: 0, master_ips: ["192.168.1.5", "192.168.1.6", "192.168.1.7"] })));
+    const ini = sections(renderInventory(testConfig({ master_count: 3, worker_count: 0, master_ips: ["192.168.1.5", "192.168.1.6", "192.168.1.7"], api_vip: "192.168.1.4" })));
     expect(ini.master).toEqual(["k3s-master-1 ansible_host=192.168.1.5", "k3s-master-2 ansible_host=192.168.1.6", "k3s-master-3 ansible_host=192.168.1.7"]);
     expect(ini.workers).toEqual([]);
   });

@@ -58,6 +58,16 @@ describe("K3sCluster", () => {
     });
   });
 
+  it("gives no VM the API's virtual IP and puts it in the outputs: the API URL follows it", () => {
+    const json = synth({ master_count: 3, api_vip: "192.168.1.9" });
+    const addresses = Object.values(vms(json)).map((vm) => vm.initialization.ip_config[0].ipv4.address);
+    expect(addresses).toHaveLength(5);
+    expect(addresses).not.toContain("192.168.1.9/24");
+    expect(json.output.api_vip.value).toBe("192.168.1.9");
+    expect(json.output.kubernetes_api.value).toBe("https://192.168.1.9:6443");
+    expect(synth().output).toMatchObject({ api_vip: { value: "" }, kubernetes_api: { value: "https://192.168.1.10:6443" } });
+  });
+
   it("enables the guest agent without letting apply wait 15 minutes for it", () => {
     const vm = vms(synth())["k3s-master-1"];
     expect(vm.agent).toEqual({ enabled: true, trim: true, timeout: "15s" });

@@ -9,6 +9,7 @@ import { folded, Item, Play, Task } from "./model";
 import { readyzWait } from "./roles/k3s-service";
 import { K3S, K3S_STAGE_DIR } from "./roles/k3s_binary";
 import { K3S_CONFIG } from "./roles/k3s_master";
+import { KEEPALIVED_CONFIG, VIP_CHECK_SCRIPT } from "./roles/k3s_vip";
 
 export const DAY2_SOURCE = "constructs/ansible/day2.ts";
 
@@ -340,6 +341,9 @@ export const RESET_PATHS = [
   "/etc/systemd/system/k3s.service",
   "/etc/systemd/system/k3s-agent.service",
   K3S_STAGE_DIR,
+  // The API's virtual IP (role k3s_vip); the keepalived package stays.
+  KEEPALIVED_CONFIG,
+  VIP_CHECK_SCRIPT,
 ];
 /** Network interfaces K3s (Flannel, the CNI bridge, kube-proxy) creates. */
 export const RESET_INTERFACES = ["cni0", "flannel.1", "flannel-v6.1", "flannel-wg", "kube-ipvs0"];
@@ -363,6 +367,12 @@ export const resetPlays: readonly Play[] = [
     tasks: [
       { name: "Read the services", module: "ansible.builtin.service_facts", args: {} },
       { ...stopK3sServices, when: "(item ~ '.service') in ansible_facts.services" },
+      {
+        name: "Stop and disable keepalived (the API's virtual IP goes with K3s)",
+        module: "ansible.builtin.systemd_service",
+        args: { name: "keepalived", state: "stopped", enabled: false },
+        when: "'keepalived.service' in ansible_facts.services",
+      },
       {
         // The kubelet's systemd cgroup driver puts every pod below kubepods.slice: stopping it ends them all.
         name: "Stop every pod's processes",

@@ -3,7 +3,7 @@
  * role variables' own names, each with the role's description as its comment. It depends on the
  * configuration, so it is written at synth time and not committed.
  */
-import type { ClusterConfig } from "../config";
+import { apiAddressOf, type ClusterConfig } from "../config";
 import { appEndpoints } from "../k8s";
 import { Role } from "./model";
 import { yamlFile, wrap } from "./render";
@@ -17,7 +17,8 @@ export const PLAYBOOK_VARIABLES: Readonly<Record<string, string>> = {
 
 /** The values: every one comes from the configuration, none is typed here. */
 export function groupVarsValues(config: ClusterConfig): Record<string, unknown> {
-  const apiAddress = config.masters[0].ip;
+  const apiAddress = apiAddressOf(config);
+  const vip = config.network.apiVip;
   return {
     base_timezone: config.access.timezone,
     k3s_binary_version: config.k3s.version,
@@ -28,6 +29,10 @@ export function groupVarsValues(config: ClusterConfig): Record<string, unknown> 
     k3s_master_snapshot_schedule: config.backups.schedule,
     k3s_master_snapshot_retention: config.backups.retention,
     k3s_master_etcd_s3: config.backups.s3 ?? {},
+    k3s_vip_address: vip ?? "",
+    k3s_vip_prefix_length: config.network.prefixLength,
+    // Unique per VIP on a /24 and the same on every server; VRRP goes to the peers only (unicast) anyway.
+    k3s_vip_router_id: vip ? Number(vip.split(".")[3]) || 1 : 51,
     k3s_worker_server_url: `https://${apiAddress}:6443`,
     cluster_nodes: [...config.masters, ...config.workers].map((node) => node.name),
     k3s_apps_endpoints: appEndpoints(config).map((e) => `${e.name}: ${e.url} — ${e.login}`),

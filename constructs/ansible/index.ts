@@ -21,12 +21,14 @@ import { k3sApps } from "./roles/k3s_apps";
 import { k3sBinary } from "./roles/k3s_binary";
 import { k3sMaster } from "./roles/k3s_master";
 import { k3sPrereqs } from "./roles/k3s_prereqs";
+import { k3sVip } from "./roles/k3s_vip";
 import { k3sWorker } from "./roles/k3s_worker";
 import { SITE_SOURCE, sitePlays } from "./site";
+import { STATUS_SOURCE, statusPlays } from "./status";
 import { UPGRADE_SOURCE, upgradePlays } from "./upgrade";
 
 /** Every role: the node roles in the order site.yml applies them, then the apps role of apps-deploy.yml. */
-export const ROLES: readonly Role[] = [base, k3sPrereqs, k3sBinary, k3sMaster, k3sWorker, k3sApps];
+export const ROLES: readonly Role[] = [base, k3sPrereqs, k3sBinary, k3sMaster, k3sVip, k3sWorker, k3sApps];
 
 /** The folder of the generated tree, relative to the repository root. */
 export const ANSIBLE_DIR = "ansible";
@@ -91,6 +93,15 @@ export function ansibleFiles(config: ClusterConfig): GeneratedFile[] {
         ["reset.yml", resetPlays, "make reset: K3s uninstalled from every node, so make provision starts clean."],
       ] as const
     ).map(([name, plays, intro]) => ({ path: `${ANSIBLE_DIR}/${name}`, content: playbookFile(DAY2_SOURCE, plays, intro), configDependent: false })),
+    {
+      path: `${ANSIBLE_DIR}/status.yml`,
+      content: playbookFile(
+        STATUS_SOURCE,
+        statusPlays,
+        "make status: each server's k3s, API (/readyz), etcd member (/health) and virtual IP, then the verdict: fails when the API is unavailable.",
+      ),
+      configDependent: false,
+    },
     {
       path: `${ANSIBLE_DIR}/upgrade.yml`,
       content: playbookFile(

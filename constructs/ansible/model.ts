@@ -37,6 +37,7 @@ export type Module =
   | "ansible.builtin.stat"
   | "ansible.builtin.systemd_service"
   | "ansible.builtin.template"
+  | "ansible.builtin.uri"
   | "kubernetes.core.k8s"
   /** The project's own modules (ansible/library/, from constructs/ansible/library/). */
   | "etcd_snapshot_check"

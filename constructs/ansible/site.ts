@@ -1,7 +1,7 @@
 /**
  * `ansible/site.yml`: checks first (an inventory with a master, every node reachable, a supported OS, no running
  * K3s at another version than the pinned one: that is make upgrade's job), then the OS roles on every node, the
- * first server, further servers one at a time, and the agents.
+ * first server and the API's virtual IP on it, further servers one at a time (joining through the VIP), and the agents.
  */
 import { folded, Play } from "./model";
 import { K3S } from "./roles/k3s_binary";
@@ -129,7 +129,8 @@ export const sitePlays: readonly Play[] = [
     hosts: "master[0]",
     gather_facts: false,
     become: true,
-    roles: ["k3s_master"],
+    // The VIP right after the first server: the others join through it.
+    roles: ["k3s_master", "k3s_vip"],
   },
   {
     name: "Join the other K3s servers, one at a time (etcd adds one member at a time)",
@@ -137,7 +138,7 @@ export const sitePlays: readonly Play[] = [
     gather_facts: false,
     become: true,
     serial: 1,
-    roles: ["k3s_master"],
+    roles: ["k3s_master", "k3s_vip"],
   },
   {
     name: "Join the K3s agents",

@@ -42,6 +42,8 @@ export interface ClusterConfig {
     readonly nodeCidr: string;
     readonly prefixLength: number;
     readonly gateway: string;
+    /** The API's virtual IP (keepalived on the masters), when api_vip is set. */
+    readonly apiVip?: string;
     readonly dnsServers: readonly string[];
     readonly podCidr: string;
     readonly serviceCidr: string;
@@ -72,6 +74,11 @@ export interface AppsConfig {
   readonly dashboard: { readonly enabled: boolean; readonly image: string; readonly nodePort: number };
   readonly whoami: { readonly enabled: boolean; readonly image: string; readonly nodePort: number; readonly replicas: number };
   readonly uptimeKuma: { readonly enabled: boolean; readonly image: string; readonly nodePort: number; readonly storageGiB: number };
+}
+
+/** The address of the Kubernetes API: the VIP, or the only master's address. */
+export function apiAddressOf(config: ClusterConfig): string {
+  return config.network.apiVip ?? config.masters[0].ip;
 }
 
 /** The NodePort range of a default kube-apiserver (service-node-port-range). */
@@ -145,6 +152,12 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
   const masterCount = v.master_count;
   if (typeof masterCount === "number" && ![1, 3, 5, 7].includes(masterCount)) {
     problems.push(`master_count = ${masterCount}: must be 1, 3, 5 or 7 (embedded etcd needs an odd number of servers for quorum).`);
+  }
+  if (typeof masterCount === "number" && masterCount > 1 && v.api_vip === null) {
+    problems.push(
+      `api_vip is not set, but master_count = ${masterCount}: with several masters the API needs a virtual IP that moves to a healthy one; ` +
+        "set api_vip to a free address of node_cidr, outside the nodes' addresses.",
+    );
   }
   range("worker_count", 0, 100, "use 0 for a single-node cluster");
   for (const role of ["master", "worker"] as const) {
@@ -265,6 +278,7 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
       nodeCidr: str("node_cidr"),
       prefixLength: nodeNet!.prefix,
       gateway: str("gateway"),
+      apiVip: typeof v.api_vip === "string" ? v.api_vip : undefined,
       dnsServers: list("dns_servers"),
       podCidr: str("pod_cidr"),
       serviceCidr: str("service_cidr"),
@@ -400,6 +414,13 @@ function planAddresses(v: Values, net: Cidr | undefined, gateway: string | undef
   }
   const seen = new Map<string, string>();
   if (gateway && isIpv4(gateway)) seen.set(gateway, "the gateway");
+  const vip = v.api_vip;
+  if (typeof vip === "string") {
+    if (!isIpv4(vip)) problems.push(`api_vip = ${JSON.stringify(vip)}: not an IPv4 address; give a free address of node_cidr "${net.text}".`);
+    else if (!usable(net, ipToInt(vip))) problems.push(`api_vip = "${vip}": not a host address of node_cidr "${net.text}" (network and broadcast addresses excluded); the VIP must be on the nodes' LAN.`);
+    else if (seen.has(vip)) problems.push(`api_vip = "${vip}": already taken by ${seen.get(vip)}; give the VIP an address nothing else uses.`);
+    else seen.set(vip, "api_vip");
+  }
   for (const role of ["master", "worker"] as const) {
     const explicit = ((v[`${role}_ips`] as string[] | undefined) ?? []).length > 0;
     const origin = explicit ? `${role}_ips` : "first_ip";

@@ -66,6 +66,13 @@ export const CONFIG_SCHEMA = {
   },
   master_ips: { type: "list(string)", default: [], group: "Network", description: "Explicit master addresses (one per master), instead of counting from `first_ip`." },
   worker_ips: { type: "list(string)", default: [], group: "Network", description: "Explicit worker addresses (one per worker), instead of counting from `first_ip` + 10." },
+  api_vip: {
+    type: "string",
+    default: null,
+    group: "Network",
+    description:
+      "Virtual IP of the Kubernetes API, held by a healthy master (keepalived): a free address of `node_cidr`. Required when `master_count` > 1; `null` with one master uses its address.",
+  },
   pod_cidr: { type: "string", default: "10.42.0.0/16", group: "Network", description: "Pod network (Flannel VXLAN)." },
   service_cidr: { type: "string", default: "10.43.0.0/16", group: "Network", description: "ClusterIP service network." },
 

@@ -6,7 +6,7 @@
 import { App, Chart } from "cdk8s";
 import { k8s } from "cdk8s-plus-34";
 import { Construct } from "constructs";
-import type { ClusterConfig } from "../config";
+import { apiAddressOf, type ClusterConfig } from "../config";
 import { AppIdentity, appMetadata, WebApp } from "./web-app";
 
 /** Namespaces `make deploy-apps` creates (and never deletes: they may hold the operator's own objects). */
@@ -22,7 +22,7 @@ export interface AppDefinition {
   readonly id: string;
   readonly enabled: (config: ClusterConfig) => boolean;
   readonly build: (scope: Construct, config: ClusterConfig) => void;
-  /** What the operator opens, at `address` (the first master's IP). */
+  /** What the operator opens, at `address` (the API's address: api_vip, or the first master's IP; NodePorts answer on every node address). */
   readonly endpoints: (config: ClusterConfig, address: string) => readonly Endpoint[];
 }
 
@@ -34,7 +34,7 @@ export interface Endpoint {
 
 /** Every URL the enabled apps answer on. */
 export function appEndpoints(config: ClusterConfig): Endpoint[] {
-  return APPS.filter((app) => app.enabled(config)).flatMap((app) => app.endpoints(config, config.masters[0].ip));
+  return APPS.filter((app) => app.enabled(config)).flatMap((app) => app.endpoints(config, apiAddressOf(config)));
 }
 
 const identity = (config: ClusterConfig, name: string, namespace: string, component: string, image: string): AppIdentity => ({

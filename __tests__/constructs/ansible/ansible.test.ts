@@ -63,11 +63,11 @@ const PROJECT_MODULES = ["etcd_snapshot_check", "k3s_version_check"];
 
 describe("the file set", () => {
   it("has the playbook, the configuration, and tasks/defaults/argument specs/meta for every role", () => {
-    for (const playbook of ["site.yml", "apps-deploy.yml", "dashboard-token.yml", "upgrade.yml"]) expect(byPath.has(`ansible/${playbook}`), playbook).toBe(true);
+    for (const playbook of ["site.yml", "apps-deploy.yml", "dashboard-token.yml", "upgrade.yml", "status.yml"]) expect(byPath.has(`ansible/${playbook}`), playbook).toBe(true);
     for (const name of PROJECT_MODULES) expect(byPath.has(`ansible/library/${name}.py`), name).toBe(true);
     expect(byPath.has("ansible/roles/k3s_binary/tasks/stage.yml")).toBe(true);
     expect(byPath.has("ansible/ansible.cfg")).toBe(true);
-    expect(ROLES.map((r) => r.name)).toEqual(["base", "k3s_prereqs", "k3s_binary", "k3s_master", "k3s_worker", "k3s_apps"]);
+    expect(ROLES.map((r) => r.name)).toEqual(["base", "k3s_prereqs", "k3s_binary", "k3s_master", "k3s_vip", "k3s_worker", "k3s_apps"]);
     for (const role of ROLES) {
       for (const part of ["tasks/main.yml", "defaults/main.yml", "meta/argument_specs.yml", "meta/main.yml"]) {
         expect(byPath.has(`ansible/roles/${role.name}/${part}`), `${role.name}/${part}`).toBe(true);
@@ -111,6 +111,8 @@ describe("the file set", () => {
       "ansible/roles/k3s_master/templates/kubeconfig.j2",
       "ansible/roles/k3s_prereqs/templates/modules-load.conf.j2",
       "ansible/roles/k3s_prereqs/templates/sysctl.conf.j2",
+      "ansible/roles/k3s_vip/templates/k3s-api-ready.j2",
+      "ansible/roles/k3s_vip/templates/keepalived.conf.j2",
       "ansible/roles/k3s_worker/templates/config.yaml.j2",
       "ansible/roles/k3s_worker/templates/k3s-agent.service.j2",
     ]);
@@ -256,6 +258,9 @@ describe("group_vars/all.yml", () => {
       k3s_master_snapshot_schedule: "0 */6 * * *",
       k3s_master_snapshot_retention: 10,
       k3s_master_etcd_s3: {},
+      k3s_vip_address: "",
+      k3s_vip_prefix_length: 24,
+      k3s_vip_router_id: 51,
       k3s_worker_server_url: "https://192.168.1.10:6443",
       cluster_nodes: ["k3s-master-1", "k3s-worker-1", "k3s-worker-2"],
       k3s_apps_endpoints: expect.arrayContaining(["Whoami: http://192.168.1.10:30081/ — no login"]),
@@ -275,6 +280,20 @@ describe("group_vars/all.yml", () => {
     });
   });
 
+  it("points everything at the virtual IP when there is one: tls-san, joining servers, agents, kubeconfig, app URLs", () => {
+    const ha = ansibleFiles(testConfig({ master_count: 3, api_vip: "192.168.1.9" }));
+    const parsed = parse(ha.find((f) => f.path === "ansible/inventory/group_vars/all.yml")!.content, { version: "1.1" }) as Obj;
+    expect(parsed).toMatchObject({
+      k3s_master_api_address: "192.168.1.9",
+      k3s_vip_address: "192.168.1.9",
+      k3s_vip_prefix_length: 24,
+      k3s_vip_router_id: 9,
+      k3s_worker_server_url: "https://192.168.1.9:6443",
+      cluster_nodes: ["k3s-master-1", "k3s-master-2", "k3s-master-3", "k3s-worker-1", "k3s-worker-2"],
+    });
+    expect(parsed.k3s_apps_endpoints).toEqual(expect.arrayContaining(["Whoami: http://192.168.1.9:30081/ — no login"]));
+  });
+
   it("sets only variables some role declares (or a day-2 playbook reads), and every required one", () => {
     const declared = new Set([...ROLES.flatMap((r) => r.variables.map((v) => v.name)), ...Object.keys(PLAYBOOK_VARIABLES)]);
     for (const name of Object.keys(vars)) expect(declared.has(name), name).toBe(true);
@@ -290,8 +309,8 @@ describe("site.yml", () => {
       ["localhost", null],
       ["k3s_cluster", null],
       ["k3s_cluster", ["base", "k3s_prereqs"]],
-      ["master[0]", ["k3s_master"]],
-      ["master[1:]", ["k3s_master"]],
+      ["master[0]", ["k3s_master", "k3s_vip"]],
+      ["master[1:]", ["k3s_master", "k3s_vip"]],
       ["workers", ["k3s_worker"]],
     ]);
     const fatal = flatten(plays[1].tasks, "site.yml").filter(({ task }) => task.any_errors_fatal).map(({ task }) => task.name);

@@ -106,6 +106,18 @@ beforeAll(() => {
         template("k3s_worker/templates/k3s-agent.service.j2", "k3s-agent.service"),
         template("k3s_prereqs/templates/sysctl.conf.j2", "sysctl.conf"),
         template("k3s_prereqs/templates/modules-load.conf.j2", "modules.conf"),
+        template("k3s_vip/templates/keepalived.conf.j2", "keepalived.conf", {
+          k3s_vip_address: "192.168.1.9",
+          k3s_vip_prefix_length: 24,
+          k3s_vip_router_id: 9,
+          k3s_vip_iface: "ens18",
+          k3s_vip_node_ip: "192.168.1.10",
+          k3s_vip_peers: ["192.168.1.11", "192.168.1.12"],
+          k3s_vip_advert_interval: 1,
+          k3s_vip_check_interval: 1,
+          k3s_vip_check_script: "/usr/local/libexec/k3s-proxmox/k3s-api-ready",
+        }),
+        template("k3s_vip/templates/k3s-api-ready.j2", "k3s-api-ready"),
       ],
     },
   ];
@@ -268,6 +280,29 @@ describe.skipIf(!haveAnsible)("templates rendered by Ansible", () => {
     expect(rendered("k3s.service")).toMatch(/^ExecStart=\/usr\/local\/bin\/k3s server$/m);
     expect(rendered("k3s-agent.service")).toMatch(/^ExecStart=\/usr\/local\/bin\/k3s agent$/m);
     for (const unit of ["k3s.service", "k3s-agent.service"]) expect(rendered(unit)).not.toContain(TOKEN);
+  });
+
+  it("keepalived.conf: one VRRP instance on the node interface, unicast to the other servers, the VIP tracked by the API check", () => {
+    const text = rendered("keepalived.conf");
+    expect(text).toMatch(/^# Managed by Ansible \(role k3s_vip\)/);
+    const instance = /vrrp_instance k3s_api \{([\s\S]*)\n\}/.exec(text)![1];
+    for (const line of ["state BACKUP", "nopreempt", "interface ens18", "virtual_router_id 9", "priority 100", "advert_int 1", "unicast_src_ip 192.168.1.10"]) {
+      expect(instance).toMatch(new RegExp(`^\\s+${line}$`, "m"));
+    }
+    expect(/unicast_peer \{\s*([^}]*)\}/.exec(instance)![1].split(/\s+/).filter(Boolean)).toEqual(["192.168.1.11", "192.168.1.12"]);
+    expect(instance).toMatch(/virtual_ipaddress \{\s*192\.168\.1\.9\/24 dev ens18\s*\}/);
+    expect(instance).toMatch(/track_script \{\s*k3s_api_ready\s*\}/);
+    expect(text).toMatch(/vrrp_script k3s_api_ready \{\s*script "\/usr\/local\/libexec\/k3s-proxmox\/k3s-api-ready"\s*interval 1\s*timeout 3\s*fall 2\s*rise 2\s*\}/);
+    // Braces balance: keepalived reads blocks by them.
+    expect(text.split("{").length).toBe(text.split("}").length);
+  });
+
+  it("the VIP's check script asks the local API's /readyz with the server's admin client certificate", () => {
+    const text = rendered("k3s-api-ready");
+    expect(text.startsWith("#!/bin/sh\n")).toBe(true);
+    expect(text).toMatch(/exec curl -sf --max-time 2 .*--cert "\$tls\/client-admin\.crt" --key "\$tls\/client-admin\.key"/);
+    expect(text).toContain("https://127.0.0.1:6443/readyz");
+    execFileSync("sh", ["-n", path.join(out, "k3s-api-ready")]); // parses as a shell script
   });
 
   it("sysctl and modules-load files list every setting and module", () => {

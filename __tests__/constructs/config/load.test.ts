@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { buildConfig, ConfigError, loadConfigFile } from "../../../constructs/config";
+import { apiAddressOf, buildConfig, ConfigError, loadConfigFile } from "../../../constructs/config";
 import { readVersions } from "../../../constructs/config/versions";
 import { tempDir } from "../../helpers";
 
@@ -69,8 +69,18 @@ describe("defaults", () => {
     });
   });
 
+  it("takes the API's virtual IP, required with several masters and optional with one; the API address follows it", () => {
+    const ha = build({ master_count: 3, api_vip: "192.168.1.9" });
+    expect(ha.network.apiVip).toBe("192.168.1.9");
+    expect(apiAddressOf(ha)).toBe("192.168.1.9");
+    expect(build({ api_vip: "192.168.1.200" }).network.apiVip).toBe("192.168.1.200");
+    const single = build();
+    expect(single.network.apiVip).toBeUndefined();
+    expect(apiAddressOf(single)).toBe("192.168.1.10");
+  });
+
   it("numbers VMs from vm_id_base: masters +0…, workers +10…", () => {
-    const config = build({ vm_id_base: 500, master_count: 3, worker_count: 3 });
+    const config = build({ vm_id_base: 500, master_count: 3, worker_count: 3, api_vip: "192.168.1.9" });
     expect(config.masters.map((n) => n.vmId)).toEqual([500, 501, 502]);
     expect(config.workers.map((n) => n.vmId)).toEqual([510, 511, 512]);
   });
@@ -174,6 +184,12 @@ describe("bad input: one message per problem, naming the key, the value and the 
     ["a snapshot retention of 0", { etcd_snapshot_retention: 0 }, /^etcd_snapshot_retention = 0: must be a whole number from 1 to 1000/],
     ["an S3 endpoint with a scheme", { etcd_s3_endpoint: "https://minio.lan:9000" }, /^etcd_s3_endpoint = "https:\/\/minio\.lan:9000": must be a host name or address with an optional port/],
     ["a bad bucket name", { etcd_s3_bucket: "My_Bucket" }, /^etcd_s3_bucket = "My_Bucket": must be an S3 bucket name/],
+    ["three masters without a VIP", { master_count: 3 }, /^api_vip is not set, but master_count = 3: with several masters the API needs a virtual IP/],
+    ["a malformed VIP", { api_vip: "192.168.1" }, /^api_vip = "192\.168\.1": not an IPv4 address; give a free address of node_cidr "192\.168\.1\.0\/24"/],
+    ["a VIP outside the network", { api_vip: "10.1.1.1" }, /^api_vip = "10\.1\.1\.1": not a host address of node_cidr "192\.168\.1\.0\/24"/],
+    ["a VIP on the broadcast address", { api_vip: "192.168.1.255" }, /^api_vip = "192\.168\.1\.255": not a host address/],
+    ["a VIP on the gateway", { api_vip: "192.168.1.1" }, /^api_vip = "192\.168\.1\.1": already taken by the gateway/],
+    ["a VIP a node gets", { master_count: 3, api_vip: "192.168.1.11" }, /^first_ip: k3s-master-2 would get 192\.168\.1\.11, already taken by api_vip/],
   ];
 
   it.each(cases)("rejects %s", (_, overrides, expected) => {

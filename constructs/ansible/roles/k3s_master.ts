@@ -36,7 +36,8 @@ export const k3sMaster: Role = {
       name: "k3s_master_api_address",
       type: "str",
       required: true,
-      description: "Address of the Kubernetes API: the first master's IP. Written as tls-san, used by joining servers and in the kubeconfig.",
+      description:
+        "Address of the Kubernetes API: the virtual IP (api_vip) or, without one, the first master's IP. Written as tls-san, used by joining servers and in the kubeconfig.",
     },
     {
       name: "k3s_master_cluster_name",
@@ -68,7 +69,7 @@ export const k3sMaster: Role = {
       type: "list",
       elements: "str",
       default: [],
-      description: "More names or addresses for the API certificate, besides k3s_master_api_address (e.g. a DNS name or a VIP).",
+      description: "More names or addresses for the API certificate, besides k3s_master_api_address and the node's own address (e.g. a DNS name).",
     },
     {
       name: "k3s_master_disable",

@@ -30,7 +30,7 @@ export const k3sWorker: Role = {
       name: "k3s_worker_server_url",
       type: "str",
       required: true,
-      description: "URL of the Kubernetes API the agent joins, https://<first master IP>:6443.",
+      description: "URL of the Kubernetes API the agent registers with: https://<api_vip or the first master's IP>:6443 (K3s's fixed registration address).",
     },
     {
       name: "k3s_worker_server_host",

@@ -5,15 +5,25 @@
  */
 import { folded, Item, RoleVariable } from "../model";
 
-/** The variables `<prefix>_node_name`, `<prefix>_node_ip` and `<prefix>_flannel_iface`. */
-export function nodeNetworkVariables(prefix: string): RoleVariable[] {
+/** The interface a role puts on the node network: its variable's suffix and what it is used for. */
+export interface IfaceUse {
+  readonly suffix: string;
+  readonly purpose: string;
+}
+
+/** K3s's own: the interface Flannel's VXLAN uses. */
+const FLANNEL: IfaceUse = { suffix: "flannel_iface", purpose: "Interface Flannel's VXLAN uses (flannel-iface)" };
+
+/** The variables `<prefix>_node_ip` and `<prefix>_flannel_iface` (or another interface), and `<prefix>_node_name` for K3s. */
+export function nodeNetworkVariables(prefix: string, iface: IfaceUse = FLANNEL): RoleVariable[] {
+  const nodeName: RoleVariable = {
+    name: `${prefix}_node_name`,
+    type: "str",
+    default: "{{ inventory_hostname }}",
+    description: "Kubernetes node name (node-name); the inventory name, which the base role also makes the hostname.",
+  };
   return [
-    {
-      name: `${prefix}_node_name`,
-      type: "str",
-      default: "{{ inventory_hostname }}",
-      description: "Kubernetes node name (node-name); the inventory name, which the base role also makes the hostname.",
-    },
+    ...(iface === FLANNEL ? [nodeName] : []),
     {
       name: `${prefix}_node_ip`,
       type: "str",
@@ -21,16 +31,16 @@ export function nodeNetworkVariables(prefix: string): RoleVariable[] {
       description: "The node's IPv4 address (node-ip); the inventory's ansible_host, i.e. the address from terraform.tfvars.",
     },
     {
-      name: `${prefix}_flannel_iface`,
+      name: `${prefix}_${iface.suffix}`,
       type: "str",
       default: "",
-      description: "Interface Flannel's VXLAN uses (flannel-iface); empty means the interface that carries the node IP, found in the facts.",
+      description: `${iface.purpose}; empty means the interface that carries the node IP, found in the facts.`,
     },
   ];
 }
 
 /** vars/main.yml entries: the detected interface and the one used. */
-export function nodeNetworkDerived(prefix: string) {
+export function nodeNetworkDerived(prefix: string, iface: IfaceUse = FLANNEL) {
   return [
     {
       name: `${prefix}_detected_iface`,
@@ -43,14 +53,14 @@ export function nodeNetworkDerived(prefix: string) {
     },
     {
       name: `${prefix}_iface`,
-      comment: "The interface written as flannel-iface.",
-      value: `{{ ${prefix}_flannel_iface if ${prefix}_flannel_iface | length > 0 else ${prefix}_detected_iface }}`,
+      comment: `The interface used: ${iface.purpose}.`,
+      value: `{{ ${prefix}_${iface.suffix} if ${prefix}_${iface.suffix} | length > 0 else ${prefix}_detected_iface }}`,
     },
   ];
 }
 
 /** The first task of the role: fail early, and clearly, when no interface carries the node IP. */
-export function nodeNetworkCheck(prefix: string): Item {
+export function nodeNetworkCheck(prefix: string, iface: IfaceUse = FLANNEL): Item {
   return {
     name: "Check that a network interface carries the node IP",
     module: "ansible.builtin.assert",
@@ -59,7 +69,7 @@ export function nodeNetworkCheck(prefix: string): Item {
       fail_msg: folded(`
         No network interface of {{ inventory_hostname }} has the address {{ ${prefix}_node_ip }} (ansible_host in the inventory).
         Interfaces: {{ ansible_facts.interfaces | default([]) | join(', ') }}. Fix the address in terraform.tfvars, or set
-        ${prefix}_node_ip / ${prefix}_flannel_iface.`),
+        ${prefix}_node_ip / ${prefix}_${iface.suffix}.`),
       quiet: true,
     },
   };
