@@ -21,6 +21,8 @@ export K3SPVE_OUTPUT_DIR="$RUN"
 PREFIX="${LAB_SUBNET%.0/24}"
 GATEWAY="$PREFIX.1"
 MASTERS="${E2E_MASTERS:-1}"
+# The API's virtual IP, written into terraform.tfvars when there is more than one server.
+API_VIP="$PREFIX.9"
 WORKERS="${E2E_WORKERS:-2}"
 INVENTORY="$RUN/ansible/inventory/hosts.ini"
 # Ansible trusts exactly the host keys the hosts' cloud-init made (write_ssh_config gathers them), never
@@ -105,8 +107,28 @@ tools() {
   K3S_WANT="${K3S_WANT:-$K3S_BASE}"
   echo "K3s $K3S_BASE from $K3S_BASE_DIR"
 }
+# upgrade_build_start: the upgrade target's build in the background, at the lowest CPU priority, while the first
+# scenarios run (they mostly wait on the hosts; the hosts' own cgroups outweigh a nice-19 process). A cached build
+# is only verified. upgrade_build waits for it (or builds in the foreground when nothing was started).
+upgrade_build_start() {
+  # Its own session, so that the tear-down can stop the whole build (upgrade_build_stop).
+  setsid nice -n 19 bash "$ROOT/scripts/build-k3s.sh" upgrade >"$RUN/build-k3s-upgrade.out" 2>"$RUN/build-k3s-upgrade.log" &
+  UPGRADE_BUILD_PID=$!
+  echo "the upgrade target's K3s build runs in the background (nice 19; log $RUN/build-k3s-upgrade.log)"
+}
+upgrade_build_stop() { [ -z "${UPGRADE_BUILD_PID:-}" ] || kill -- "-$UPGRADE_BUILD_PID" 2>/dev/null || true; }
 upgrade_build() {
-  K3S_UPGRADE_DIR="$(bash "$ROOT/scripts/build-k3s.sh" upgrade)"
+  if [ -n "${UPGRADE_BUILD_PID:-}" ]; then
+    local t0=$SECONDS
+    kill -0 "$UPGRADE_BUILD_PID" 2>/dev/null && note "waiting for the background K3s build of the upgrade target: $(tail -1 "$RUN/build-k3s-upgrade.log")"
+    wait "$UPGRADE_BUILD_PID" || { tail -20 "$RUN/build-k3s-upgrade.log" >&2; die "the upgrade target's K3s build failed (log $RUN/build-k3s-upgrade.log)"; }
+    timing "waited for the background upgrade build" "$((SECONDS - t0))s"
+    UPGRADE_BUILD_PID=""
+    K3S_UPGRADE_DIR="$(tail -1 "$RUN/build-k3s-upgrade.out")"
+    tail -2 "$RUN/build-k3s-upgrade.log"
+  elif [ -z "${K3S_UPGRADE_DIR:-}" ]; then
+    K3S_UPGRADE_DIR="$(bash "$ROOT/scripts/build-k3s.sh" upgrade)"
+  fi
   K3S_UPGRADE="$(sed -n 's/^K3S_VERSION=//p' "$K3S_UPGRADE_DIR/build-info.env")"
 }
 
@@ -132,6 +154,7 @@ ssh_user            = "debian"
 ssh_public_key_file = "$RUN/id_ed25519.pub"
 k3s_version         = "$K3S_WANT"
 EOF
+  [ "$MASTERS" -eq 1 ] || printf 'api_vip             = "%s"\n' "$API_VIP" >>"$RUN/terraform.tfvars"
   printf '%s\n' "$@" >>"$RUN/terraform.tfvars"
 }
 # make_logged LOG TARGET [VAR=VALUE...]: a make target as an operator runs it (no terminal), on the e2e's files.
@@ -165,7 +188,13 @@ plain() { sed 's/\x1b\[[0-9;]*m//g' "$1"; }
 plan_counts() { plain "$1" | sed -n 's/.*Plan: \([0-9]*\) to add, \([0-9]*\) to change, \([0-9]*\) to destroy.*/\1 \2 \3/p' | tail -1; }
 no_changes() { plain "$1" | grep -q "No changes. Your infrastructure matches the configuration."; }
 # log_says LOG TEXT: TEXT appears in the log, even where Terraform wrapped it over lines of its error box.
-log_says() { plain "$1" | sed 's/^[│╷╵ ]*//' | tr -s ' \n' '  ' | grep -qF -- "$2"; }
+# On failure it shows the log's errors (or its end), so that a CI log says what happened instead.
+log_says() {
+  plain "$1" | sed 's/^[│╷╵ ]*//' | tr -s ' \n' '  ' | grep -qF -- "$2" && return 0
+  echo "not in $1; it says:"
+  { plain "$1" | grep -m8 -iE 'error|fail' || plain "$1" | tail -8; } | cut -c1-300
+  return 1
+}
 # vm_actions LOG: "<VM name> <action>" for every VM a Terraform plan/apply log says it changes, sorted.
 vm_actions() { plain "$1" | sed -n 's/^ *# proxmox_virtual_environment_vm\.\([a-z0-9-]*\) .*\(will\|must\) be \(.*\)$/\1 \3/p' | sort -u; }
 
@@ -183,6 +212,8 @@ lab_up() {
 lab_down() { bash "$ROOT/lab/lab.sh" down >"$RUN/lab-down.log" 2>&1 || { tail -20 "$RUN/lab-down.log" >&2; return 1; }; }
 # api METHOD PATH: the simulator's API with the lab token (what the provider sees).
 api() { curl -sk -X "$1" -H "Authorization: PVEAPIToken=$PROXMOX_VE_API_TOKEN" "https://$GATEWAY:8006/api2/json$2"; }
+# vmid_of NAME: the VM id the simulator gave a node.
+vmid_of() { api GET /nodes/pve/qemu | jq -r --arg n "$1" '.data[] | select(.name == $n) | .vmid'; }
 vm_ids() { api GET /nodes/pve/qemu | jq -r '.data[] | select(.template != 1) | .vmid' | sort -n | paste -sd' ' -; }
 running_hosts() { bash "$ROOT/lab/hosts.sh" status 2>/dev/null | awk '$3 == "running" { n++ } END { print n + 0 }'; }
 

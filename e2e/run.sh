@@ -11,22 +11,27 @@
 #   cluster    make apply of 1+2 VMs, make diff settles, make provision through the K3s release download (a local
 #              mirror laid out like K3s's releases), then again (changed=0); checks on the hosts and the cluster
 #   apps       make deploy-apps and the apps' objects on the real API server; the dashboard token
-#   upgrade    make upgrade from one K3s build to another: refusals first (tampered mirror, downgrade, skipped
-#              minor), then the rolling upgrade under a request loop, then again (changed=0)
 #   day2       backup and restore, scaling through make apply (a worker added, then drained and destroyed), an
 #              in-place memory change, make reset and a fresh provision
+#   upgrade    make upgrade from one K3s build to another: refusals first (tampered mirror, downgrade, skipped
+#              minor), then the rolling upgrade under a request loop, then again (changed=0)
+#   ha         the cluster grown to 3 servers behind the API's virtual IP (make apply + make provision); failovers
+#              under a kubectl loop: K3s stopped on the VIP's holder (3 times), its VM powered off, 2 of 3 servers
+#              down (make status says the API is unavailable; it returns with a second server); backup and restore
 #   destroy    make destroy leaves no VM and no host; a second one changes nothing
 #
 # Needs root on Linux. Environment: E2E_RUN_DIR (default /tmp/k3spve-e2e), E2E_SUBNET (default 10.213.59.0/24),
 # E2E_BRIDGE, E2E_NFT_TABLE, E2E_PVE_VERSION (9.1 or 8.4, default 9.1), E2E_MASTERS (default 1), E2E_WORKERS
-# (default 2), E2E_KEEP=1 (leave the lab up: e2e/run.sh down removes it), K3SPVE_CACHE, E2E_BOOT_TIMEOUT.
+# (default 2), E2E_KEEP=1 (leave the lab up: e2e/run.sh down removes it), E2E_REUSE=1 (start from the lab a kept
+# run left, instead of a fresh one: for working on one scenario), K3SPVE_CACHE, E2E_BOOT_TIMEOUT.
 set -euo pipefail
 
 # shellcheck source=e2e/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-ALL=(refusals cluster apps upgrade day2 destroy)
+# upgrade after day2: its K3s build runs in the background meanwhile.
+ALL=(refusals cluster apps day2 upgrade ha destroy)
 
 [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ] || die "make e2e needs root on Linux (it creates bridges, mounts and containers)"
 
@@ -42,6 +47,8 @@ done
 
 cleanup() {
   local rc=$?
+  rm -f "$RUN.pid"
+  upgrade_build_stop
   if [ -n "${E2E_KEEP:-}" ]; then
     echo "[e2e] E2E_KEEP is set: the lab stays up (ssh -F $RUN/ssh_config <name>; e2e/run.sh down removes it)"
   else
@@ -56,9 +63,21 @@ cleanup() {
 step "tools"
 tools
 step "the lab: $LAB_SUBNET, PVE $LAB_PVE_VERSION API simulator"
+# One run at a time per run folder: two would share its bridge, its hosts and its state. (A pid file, not flock:
+# the lab's daemons would inherit the lock's descriptor and hold it after the run.)
+while other="$(cat "$RUN.pid" 2>/dev/null)" && [ "$other" != $$ ] && kill -0 "$other" 2>/dev/null; do
+  echo "[e2e] another e2e run (pid $other) is using $RUN: waiting for it" >&2
+  sleep 10
+done
+echo $$ >"$RUN.pid"
 trap cleanup EXIT
 set_kubelet_sysctls
+# A run starts from a fresh lab: what an earlier run left (kept, or killed midway) would change what the
+# scenarios see (E2E_REUSE=1 keeps it).
+[ -n "${E2E_REUSE:-}" ] || lab_down
 lab_up
+# The upgrade scenario's second K3s build, behind the scenarios before it.
+case " ${SELECTED[*]} " in *" upgrade "*) [ "${SELECTED[0]}" = upgrade ] || upgrade_build_start ;; esac
 
 for name in "${SELECTED[@]}"; do
   t0=$SECONDS

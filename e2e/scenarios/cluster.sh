@@ -92,5 +92,3 @@ agent_reports() {
   api GET "/nodes/pve/qemu/$1/agent/network-get-interfaces" \
     | jq -e --arg ip "$2" '.data.result[] | select(.name == "eth0") | ."ip-addresses"[] | select(."ip-address" == $ip)' >/dev/null
 }
-# vmid_of NAME: the VM id the simulator gave a node.
-vmid_of() { api GET /nodes/pve/qemu | jq -r --arg n "$1" '.data[] | select(.name == $n) | .vmid'; }
