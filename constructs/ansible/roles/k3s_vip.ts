@@ -10,7 +10,7 @@ import { IfaceUse, nodeNetworkCheck, nodeNetworkDerived, nodeNetworkVariables } 
 
 const P = "k3s_vip";
 const ENABLED = "k3s_vip_address | length > 0";
-const IFACE: IfaceUse = { suffix: "vip_iface", purpose: "Interface that gets the virtual IP and sends VRRP" };
+const IFACE: IfaceUse = { suffix: "interface", purpose: "Interface that gets the virtual IP and sends VRRP" };
 /** The check keepalived runs: the local API's /readyz, authenticated with the server's own admin client certificate. */
 export const VIP_CHECK_SCRIPT = "/usr/local/libexec/k3s-proxmox/k3s-api-ready";
 export const KEEPALIVED_CONFIG = "/etc/keepalived/keepalived.conf";
