@@ -76,9 +76,11 @@ agents_stayed_ready() {
       END { if (!found) { print n ": not listed"; exit 1 } }' <<<"$out" || { echo "$out"; return 1; }
   done
 }
-# schedulable NAME: a new pod (the local echo image) is scheduled and becomes Ready; then it goes again.
+# schedulable NAME: a new pod (the local echo image) is scheduled on an agent and becomes Ready; then it goes again.
 schedulable() {
-  kubectl run "$1" --image="$ECHO_IMAGE" --image-pull-policy=Never --restart=Never --labels=e2e=ha >/dev/null &&
+  # On an agent: the scheduler may otherwise pick the server just stopped (Ready for its 40 s grace period).
+  kubectl run "$1" --image="$ECHO_IMAGE" --image-pull-policy=Never --restart=Never --labels=e2e=ha \
+    --overrides='{"spec":{"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"node-role.kubernetes.io/control-plane","operator":"DoesNotExist"}]}]}}}}}' >/dev/null &&
     kubectl wait --for=condition=Ready "pod/$1" --timeout=120s >/dev/null &&
     kubectl delete pod "$1" --wait=false >/dev/null
 }
