@@ -5,11 +5,13 @@
  * and the run fails when the API is unavailable, so scripts can rely on the exit code.
  */
 import { folded, Play } from "./model";
+import { API_ANSWERS } from "./roles/k3s-service";
 import { K3S } from "./roles/k3s_binary";
+import { K3S_SERVER_TLS } from "./roles/k3s_master";
 
 export const STATUS_SOURCE = "constructs/ansible/status.ts";
 
-const TLS = "/var/lib/rancher/k3s/server/tls";
+const TLS = K3S_SERVER_TLS;
 /** K3s's etcd answers HTTP (/health) on its own client port; 2379 speaks gRPC only (HTTP gets 415 there). */
 const ETCD_HTTP_PORT = 2382;
 /** curl's arguments for a local K3s endpoint with a client certificate: prints the HTTP code, then the body. */
@@ -18,7 +20,7 @@ function localCurl(url: string, ca: string, cert: string, key: string): string[]
 }
 
 /** The API address answered (401 without credentials is an answer). */
-const STATUS_UP = "status_api.status | default(-1) in [200, 401, 403]";
+const STATUS_UP = `status_api.status | default(-1) in [${API_ANSWERS.join(", ")}]`;
 const REACHABLE = "not (status_ping.unreachable | default(false))";
 /** Per server, as one dict (hostvars[...].status_server), for the summary on localhost. */
 const SERVER_FACT = folded(`
@@ -107,7 +109,7 @@ export const statusPlays: readonly Play[] = [
         name: "Ask the API address from here",
         module: "ansible.builtin.uri",
         // An API server answers 401 to a request without credentials: that is enough to know it is there.
-        args: { url: "https://{{ status_api_address }}:6443/readyz", validate_certs: false, status_code: [200, 401, 403], timeout: 5 },
+        args: { url: "https://{{ status_api_address }}:6443/readyz", validate_certs: false, status_code: [...API_ANSWERS], timeout: 5 },
         register: "status_api",
         failed_when: false,
       },

@@ -45,6 +45,12 @@ export function serviceActiveWait(service: K3sService, title: string, prefix: st
   };
 }
 
+/**
+ * HTTP codes by which a Kubernetes API server shows it is there, asked without credentials: /readyz answers 401
+ * (or 403) to an anonymous client. Used where only the address is checked (the VIP, make status).
+ */
+export const API_ANSWERS = [200, 401, 403] as const;
+
 /** Polls the local API server's /readyz until it answers (used by the server role and by restore.yml). */
 export function readyzWait(name: string, binary: string, register: string, retries: string | number, delay: string | number): Task {
   return {

@@ -16,6 +16,8 @@ const FIRST = "inventory_hostname == k3s_master_first";
 const JOINER = "inventory_hostname != k3s_master_first";
 export const K3S_CONFIG = "/etc/rancher/k3s/config.yaml";
 const NODE_TOKEN = "/var/lib/rancher/k3s/server/node-token";
+/** The server's certificates and keys (CAs, the admin client, etcd's). */
+export const K3S_SERVER_TLS = "/var/lib/rancher/k3s/server/tls";
 
 export const k3sMaster: Role = {
   name: P,

@@ -6,10 +6,13 @@
  */
 import * as path from "node:path";
 import { folded, Role } from "../model";
+import { API_ANSWERS } from "./k3s-service";
 import { IfaceUse, nodeNetworkCheck, nodeNetworkDerived, nodeNetworkVariables } from "./node-network";
 
 const P = "k3s_vip";
 const ENABLED = "k3s_vip_address | length > 0";
+/** The curl output (an HTTP code) of an API server that answered. */
+const ANSWERED = `[${API_ANSWERS.map((c) => `'${c}'`).join(", ")}]`;
 const IFACE: IfaceUse = { suffix: "interface", purpose: "Interface that gets the virtual IP and sends VRRP" };
 /** The check keepalived runs: the local API's /readyz, authenticated with the server's own admin client certificate. */
 export const VIP_CHECK_SCRIPT = "/usr/local/libexec/k3s-proxmox/k3s-api-ready";
@@ -123,7 +126,7 @@ export const k3sVip: Role = {
           args: { argv: ["curl", "-sk", "--max-time", "3", "-o", "/dev/null", "-w", "%{http_code}", "https://{{ k3s_vip_address }}:6443/readyz"] },
           register: "k3s_vip_answer",
           // 401 without credentials: an API server answers there.
-          until: "k3s_vip_answer.stdout in ['200', '401', '403']",
+          until: `k3s_vip_answer.stdout in ${ANSWERED}`,
           retries: 30,
           delay: 2,
           changed_when: false,
@@ -138,7 +141,7 @@ export const k3sVip: Role = {
               Look at 'journalctl -u keepalived' on the servers: VRRP between them (IP protocol 112) must not be filtered,
               k3s_vip_router_id ({{ k3s_vip_router_id }}) must be unique on the LAN, and the address must be free.`),
           },
-          when: "k3s_vip_answer.stdout not in ['200', '401', '403']",
+          when: `k3s_vip_answer.stdout not in ${ANSWERED}`,
         },
       ],
     },
