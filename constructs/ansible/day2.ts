@@ -49,8 +49,8 @@ const waitForNodes: Task = {
   args: { argv: [K3S, "kubectl", "get", "nodes", "--no-headers", "-o", "custom-columns=NAME:.metadata.name,READY:.status.conditions[?(@.type=='Ready')].status"] },
   register: "day2_nodes",
   until: "day2_nodes.rc == 0 and day2_nodes.stdout_lines | length > 0 and day2_nodes.stdout_lines | reject('search', ' True$') | list | length == 0",
-  retries: 60,
-  delay: 5,
+  retries: 300,
+  delay: 1,
   changed_when: false,
 };
 

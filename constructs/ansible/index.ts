@@ -53,8 +53,15 @@ export function roleFiles(role: Role): GeneratedFile[] {
       files.push(file(`templates/${name}`, fs.readFileSync(path.join(role.templatesDir, name), "utf8")));
     }
   }
+  for (const name of role.modules ?? []) {
+    files.push(file(`library/${name}.py`, fs.readFileSync(path.join(ROLE_MODULES_DIR, `${name}.py`), "utf8")));
+  }
   return files;
 }
+
+/** The roles' own modules (constructs/ansible/modules/), each copied into the library/ of every role that uses it:
+ *  a role then works from any playbook. */
+const ROLE_MODULES_DIR = path.join(__dirname, "modules");
 
 /** The project's own modules, copied verbatim into ansible/library/ (found there by the playbooks beside it). */
 export function libraryFiles(): GeneratedFile[] {
@@ -110,7 +117,7 @@ export function ansibleFiles(config: ClusterConfig): GeneratedFile[] {
         "make upgrade: K3s brought to k3s_version node by node (servers one at a time, then the agents k3s_upgrade_batch\n" +
           "at a time, default 1), each cordoned, drained, upgraded, waited for until Ready at the new version, and uncordoned.\n" +
           "Options (-e): k3s_upgrade_batch, k3s_upgrade_drain_timeout (seconds, default 300), k3s_upgrade_ready_retries\n" +
-          "(5 s apart, default 60). A re-run continues where a failed one stopped; nodes already upgraded are skipped.",
+          "(1 s apart, default 300). A re-run continues where a failed one stopped; nodes already upgraded are skipped.",
       ),
       configDependent: false,
     },

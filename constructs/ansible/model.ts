@@ -21,8 +21,8 @@ export type Module =
   | "ansible.builtin.file"
   | "ansible.builtin.get_url"
   | "ansible.builtin.hostname"
-  | "ansible.builtin.import_tasks"
   | "ansible.builtin.include_role"
+  | "ansible.builtin.include_tasks"
   | "ansible.builtin.lineinfile"
   | "ansible.builtin.meta"
   | "ansible.builtin.package"
@@ -39,9 +39,14 @@ export type Module =
   | "ansible.builtin.template"
   | "ansible.builtin.uri"
   | "kubernetes.core.k8s"
-  /** The project's own modules (ansible/library/, from constructs/ansible/library/). */
+  /** The project's own modules: the playbooks' (ansible/library/, from constructs/ansible/library/) and the roles'
+   *  (ansible/roles/<role>/library/, from constructs/ansible/modules/). */
   | "etcd_snapshot_check"
+  | RoleModule
   | "k3s_version_check";
+
+/** The modules roles carry in their own library/ (constructs/ansible/modules/). */
+export type RoleModule = "k3s_files" | "k3s_kernel";
 
 /** A Jinja condition (without braces) or a list of them, all of which must hold. */
 export type Condition = string | boolean | readonly string[];
@@ -135,6 +140,8 @@ export interface Role {
   readonly dependencies?: readonly string[];
   /** Absolute path of the folder holding the role's `*.j2` templates (copied verbatim). */
   readonly templatesDir?: string;
+  /** The project's modules the role uses (constructs/ansible/modules/<name>.py, copied verbatim to its library/). */
+  readonly modules?: readonly RoleModule[];
 }
 
 /** One play of a playbook. */

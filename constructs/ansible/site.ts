@@ -3,7 +3,7 @@
  * K3s at another version than the pinned one: that is make upgrade's job), then the OS roles on every node, the
  * first server and the API's virtual IP on it, further servers one at a time (joining through the VIP), and the agents.
  */
-import { folded, Play } from "./model";
+import { folded, Play, Task } from "./model";
 import { K3S } from "./roles/k3s_binary";
 
 export const SITE_SOURCE = "constructs/ansible/site.ts";
@@ -13,6 +13,20 @@ export const SUPPORTED_OS_FAMILIES = ["Debian", "RedHat"] as const;
 
 /** The node has a K3s binary at a version other than the pinned one. */
 const OTHER_VERSION = "site_k3s.installed | length > 0 and site_k3s.installed != k3s_binary_version";
+
+/** Seconds since the run started (the first play notes the time on localhost). */
+const ELAPSED_SECONDS = "((now().timestamp() - hostvars['localhost'].site_started | float) | round | int)";
+const ELAPSED = `{{ ${ELAPSED_SECONDS} }} s`;
+
+/** One progress line per phase: `<phase>: <done>/<all> <what> (<elapsed>)`, printed once for the play's hosts. */
+function progress(phase: string, done: string, total: string, what: string): Task {
+  return {
+    name: `Progress: ${phase}`,
+    module: "ansible.builtin.debug",
+    args: { msg: `${phase}: {{ ${done} }}/{{ ${total} }} ${what} (${ELAPSED})` },
+    run_once: true,
+  };
+}
 
 export const sitePlays: readonly Play[] = [
   {
@@ -31,21 +45,26 @@ export const sitePlays: readonly Play[] = [
           quiet: true,
         },
       },
+      { name: "Note the time", module: "ansible.builtin.set_fact", args: { site_started: "{{ now().timestamp() }}" } },
     ],
   },
   {
     name: "Check that every node is reachable and runs a supported OS",
     hosts: "k3s_cluster",
     gather_facts: false,
-    // any_errors_fatal on the checks, not on the play: a play-level one would end the run at the unreachable
-    // host's ping, before its explanation.
+    // any_errors_fatal on the explanations, not on the first contact: there it would end the run at an
+    // unreachable host (even an ignored one) before its explanation.
     tasks: [
       {
-        name: "Connect to the node",
-        module: "ansible.builtin.ping",
-        args: {},
+        // What the roles read: the OS (min), the interfaces and their addresses (network). Not the hardware
+        // subset: it stats every mount and is the slowest part of a full gathering.
+        name: "Connect to the node and gather its facts",
+        module: "ansible.builtin.setup",
+        args: { gather_subset: ["!all", "network"] },
         ignore_unreachable: true,
-        register: "site_ping",
+        register: "site_facts",
+        // A failure is explained below, and stops the run there.
+        failed_when: false,
       },
       {
         name: "Explain an unreachable node",
@@ -54,16 +73,22 @@ export const sitePlays: readonly Play[] = [
           msg: folded(`
             Cannot reach {{ inventory_hostname }} at {{ ansible_host | default(inventory_hostname) }} over SSH as
             {{ ansible_user | default('the current user') }} with key {{ ansible_ssh_private_key_file | default('(ssh default)') }}:
-            {{ site_ping.msg | default('') | trim }}. Check that the VM runs (make apply), that the address is right,
+            {{ site_facts.msg | default('') | trim }}. Check that the VM runs (make apply), that the address is right,
             and that the key's public half was given to cloud-init (ssh_public_key_file).`),
         },
-        when: "site_ping.unreachable | default(false)",
+        when: "site_facts.unreachable | default(false)",
         any_errors_fatal: true,
       },
       {
-        name: "Gather facts",
-        module: "ansible.builtin.setup",
-        args: {},
+        name: "Explain facts that could not be gathered",
+        module: "ansible.builtin.fail",
+        args: {
+          msg: folded(`
+            Could not read the facts of {{ inventory_hostname }} ({{ ansible_host | default(inventory_hostname) }}):
+            {{ site_facts.msg | default('') | trim }}. The roles need Python 3 on the node (the cloud images have it)
+            and a user that may sudo without a password.`),
+        },
+        when: "site_facts.ansible_facts is not defined",
         any_errors_fatal: true,
       },
       {
@@ -115,14 +140,29 @@ export const sitePlays: readonly Play[] = [
         },
         any_errors_fatal: true,
       },
+      progress("checks", "ansible_play_hosts | length", "ansible_play_hosts_all | length", "nodes reachable, on a supported OS, K3s at {{ k3s_binary_version }} or none"),
     ],
   },
   {
-    name: "Prepare the operating system",
+    name: "Prepare the operating system, and stage the K3s binary",
     hosts: "k3s_cluster",
     gather_facts: false,
     become: true,
     roles: ["base", "k3s_prereqs"],
+    // One package transaction per node: base installs k3s_prereqs' packages with its own.
+    vars: {
+      base_role_packages: "{{ k3s_prereqs_packages[ansible_facts.os_family] | default([]) }}",
+      k3s_prereqs_install_packages: false,
+    },
+    // Every node downloads and verifies its binary here, all at once: the agents' joins later only install it.
+    tasks: [
+      {
+        name: "Stage the verified K3s binary (and images)",
+        module: "ansible.builtin.include_role",
+        args: { name: "k3s_binary", tasks_from: "stage" },
+      },
+      progress("nodes", "ansible_play_hosts | length", "ansible_play_hosts_all | length", "prepared (packages, kernel settings, K3s {{ k3s_binary_version }} staged)"),
+    ],
   },
   {
     name: "Start the first K3s server (it initializes the embedded etcd)",
@@ -131,6 +171,14 @@ export const sitePlays: readonly Play[] = [
     become: true,
     // The VIP right after the first server: the others join through it.
     roles: ["k3s_master", "k3s_vip"],
+    tasks: [
+      progress("servers", "1", "groups['master'] | length", "ready"),
+      {
+        name: "Note where the kubeconfig went (for the summary)",
+        module: "ansible.builtin.set_fact",
+        args: { site_kubeconfig: "{{ k3s_master_kubeconfig_path if k3s_master_fetch_kubeconfig | bool else '' }}" },
+      },
+    ],
   },
   {
     name: "Join the other K3s servers, one at a time (etcd adds one member at a time)",
@@ -139,6 +187,7 @@ export const sitePlays: readonly Play[] = [
     become: true,
     serial: 1,
     roles: ["k3s_master", "k3s_vip"],
+    tasks: [progress("servers", "groups['master'].index(inventory_hostname) + 1", "groups['master'] | length", "ready")],
   },
   {
     name: "Join the K3s agents",
@@ -146,5 +195,38 @@ export const sitePlays: readonly Play[] = [
     gather_facts: false,
     become: true,
     roles: ["k3s_worker"],
+    tasks: [progress("agents", "ansible_play_hosts | length", "ansible_play_hosts_all | length", "joined")],
+  },
+  {
+    name: "Summary",
+    hosts: "master[0]",
+    gather_facts: false,
+    become: true,
+    tasks: [
+      {
+        name: "List the nodes",
+        module: "ansible.builtin.command",
+        args: {
+          argv: [K3S, "kubectl", "get", "nodes", "--no-headers", "-o",
+            "custom-columns=NAME:.metadata.name,READY:.status.conditions[?(@.type=='Ready')].status,VERSION:.status.nodeInfo.kubeletVersion"],
+        },
+        register: "site_nodes",
+        changed_when: false,
+      },
+      {
+        name: "Summary",
+        module: "ansible.builtin.debug",
+        args: {
+          msg: folded(`
+            {{ ['K3s ' ~ k3s_binary_version ~ ': ' ~ (site_nodes.stdout_lines | length) ~ ' nodes, '
+                ~ (site_nodes.stdout_lines | select('search', ' True ') | list | length) ~ ' Ready, after ' ~ ${ELAPSED_SECONDS} ~ ' s']
+              + (site_nodes.stdout_lines | map('regex_replace', '^', '  ') | list)
+              + [('Kubeconfig: ' ~ site_kubeconfig ~ ' (export KUBECONFIG=' ~ site_kubeconfig ~ '; kubectl get nodes)')
+                  if site_kubeconfig | default('') | length > 0
+                  else 'No kubeconfig fetched (k3s_master_fetch_kubeconfig is false): /etc/rancher/k3s/k3s.yaml on ' ~ inventory_hostname,
+                 'Next: make deploy-apps (the apps, and where they answer), make status (the control plane), make backup (an etcd snapshot).'] }}`),
+        },
+      },
+    ],
   },
 ];

@@ -221,8 +221,8 @@ function nodeUpgrade(role: "k3s_master" | "k3s_worker", kubectlHost: string | un
         args: READY_QUERY,
         register: "upgrade_ready",
         until: "upgrade_ready.rc == 0 and upgrade_ready.stdout == 'version=' ~ k3s_binary_version ~ ' ready=True'",
-        retries: "{{ k3s_upgrade_ready_retries | default(60, true) }}",
-        delay: 5,
+        retries: "{{ k3s_upgrade_ready_retries | default(300, true) }}",
+        delay: 1,
         changed_when: false,
       }),
       ...(role === "k3s_master"
@@ -237,8 +237,8 @@ function nodeUpgrade(role: "k3s_master" | "k3s_worker", kubectlHost: string | un
                 "upgrade_leaders.stdout_lines | select('match', '^[^=]+=$') | list | length == 0",
                 `${LED_HERE} | intersect(upgrade_leaders.stdout_lines) | length == 0`,
               ],
-              retries: "{{ k3s_upgrade_ready_retries | default(60, true) }}",
-              delay: 2,
+              retries: "{{ k3s_upgrade_ready_retries | default(300, true) }}",
+              delay: 1,
               changed_when: false,
             } satisfies Task,
           ]

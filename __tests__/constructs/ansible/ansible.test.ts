@@ -58,13 +58,18 @@ const playbookTasks = (playbook: string) => flatten((yaml(`ansible/${playbook}`)
 
 const allTasks = [...ROLES.flatMap((r) => [...roleTasks(r.name), ...roleHandlers(r.name)]), ...playbookTasks("site.yml"), ...playbookTasks("upgrade.yml")];
 
-/** The project's own modules (ansible/library/). */
+/** The project's own modules: the playbooks' (ansible/library/), and the roles' (in the role's own library/, so the
+ *  role works from any playbook). */
 const PROJECT_MODULES = ["etcd_snapshot_check", "k3s_version_check"];
+const ROLE_MODULES: Record<string, readonly string[]> = Object.fromEntries(ROLES.map((r) => [r.name, r.modules ?? []]));
 
 describe("the file set", () => {
   it("has the playbook, the configuration, and tasks/defaults/argument specs/meta for every role", () => {
     for (const playbook of ["site.yml", "apps-deploy.yml", "dashboard-token.yml", "upgrade.yml", "status.yml"]) expect(byPath.has(`ansible/${playbook}`), playbook).toBe(true);
     for (const name of PROJECT_MODULES) expect(byPath.has(`ansible/library/${name}.py`), name).toBe(true);
+    for (const [role, names] of Object.entries(ROLE_MODULES)) {
+      for (const name of names) expect(byPath.has(`ansible/roles/${role}/library/${name}.py`), name).toBe(true);
+    }
     expect(byPath.has("ansible/roles/k3s_binary/tasks/stage.yml")).toBe(true);
     expect(byPath.has("ansible/ansible.cfg")).toBe(true);
     expect(ROLES.map((r) => r.name)).toEqual(["base", "k3s_prereqs", "k3s_binary", "k3s_master", "k3s_vip", "k3s_worker", "k3s_apps"]);
@@ -140,6 +145,11 @@ describe("every task", () => {
         expect(origin, `${module} in a playbook, never in a role`).toMatch(/\.yml$/);
         continue;
       }
+      const owners = Object.entries(ROLE_MODULES).filter(([, names]) => names.includes(module)).map(([role]) => role);
+      if (owners.length > 0) {
+        expect(owners, `${origin}: ${module} only in a role that carries it in its library/`).toContain(origin.split("/")[0]);
+        continue;
+      }
       const allowed = origin.includes("k3s_apps") ? /^(ansible\.builtin\.[a-z_]+|kubernetes\.core\.k8s)$/ : /^ansible\.builtin\.[a-z_]+$/;
       expect(module, `${origin}: ${String(task.name)}`).toMatch(allowed);
     }
@@ -154,12 +164,17 @@ describe("every task", () => {
   });
 
   it("that writes a K3s config.yaml has no_log and mode 0600, and restarts through a handler", () => {
+    const files = (task: Obj) => ((action(task)[1] as Obj)?.files as Obj[] | undefined) ?? [];
     for (const role of ["k3s_master", "k3s_worker"]) {
-      const writes = roleTasks(role).filter(({ task }) => (action(task)[1] as Obj)?.dest === "/etc/rancher/k3s/config.yaml");
+      const writes = roleTasks(role).filter(({ task }) => files(task).some((f) => f.dest === "/etc/rancher/k3s/config.yaml"));
       expect(writes, role).toHaveLength(1);
       const task = writes[0].task;
-      expect(action(task)[0]).toBe("ansible.builtin.template");
-      expect((action(task)[1] as Obj).mode).toBe("0600");
+      expect(action(task)[0]).toBe("k3s_files");
+      expect(files(task).find((f) => f.dest === "/etc/rancher/k3s/config.yaml")).toEqual({
+        dest: "/etc/rancher/k3s/config.yaml",
+        content: "{{ lookup('ansible.builtin.template', 'config.yaml.j2') }}",
+        mode: "0600",
+      });
       expect(task.no_log).toBe(true);
       expect(roleHandlers(role).map(({ task: h }) => h.name)).toContain(task.notify);
     }
@@ -199,6 +214,7 @@ describe("every task", () => {
       if (["ansible.builtin.template", "ansible.builtin.copy", "ansible.builtin.get_url"].includes(name)) {
         expect((args as Obj).mode, `${origin}: ${task.name}`).toMatch(/^0[0-7]{3}$/);
       }
+      if (name === "k3s_files") for (const f of (args as Obj).files as Obj[]) expect(f.mode, `${origin}: ${String(f.dest)}`).toMatch(/^0[0-7]{3}$/);
     }
   });
 });
@@ -308,22 +324,30 @@ describe("site.yml", () => {
     expect(plays.map((p) => [p.hosts, p.roles ?? null])).toEqual([
       ["localhost", null],
       ["k3s_cluster", null],
-      ["k3s_cluster", ["base", "k3s_prereqs"]],
+      ["k3s_cluster", ["base", "k3s_prereqs"]], // and then the K3s binary's stage (below)
       ["master[0]", ["k3s_master", "k3s_vip"]],
       ["master[1:]", ["k3s_master", "k3s_vip"]],
       ["workers", ["k3s_worker"]],
+      ["master[0]", null], // the summary
     ]);
     const fatal = flatten(plays[1].tasks, "site.yml").filter(({ task }) => task.any_errors_fatal).map(({ task }) => task.name);
     expect(fatal).toEqual([
       "Explain an unreachable node",
-      "Gather facts",
+      "Explain facts that could not be gathered",
       "Check the operating system",
       "Read the installed K3s version",
       "Refuse to change the version of a running K3s",
     ]);
     expect(plays[4].serial).toBe(1);
+    // Every node stages its binary while the OS is prepared, so the joins do not download after the servers are up.
+    expect((plays[2].tasks as Obj[])[0]).toEqual({
+      name: "Stage the verified K3s binary (and images)",
+      "ansible.builtin.include_role": { name: "k3s_binary", tasks_from: "stage" },
+    });
+    const facts = flatten(plays[1].tasks, "site.yml").find(({ task }) => "ansible.builtin.setup" in task)!.task;
+    expect(facts["ansible.builtin.setup"]).toEqual({ gather_subset: ["!all", "network"] });
     const preflight = flatten(plays[1].tasks, "site.yml");
-    expect(preflight.find(({ task }) => task.ignore_unreachable)?.task.register).toBe("site_ping");
+    expect(preflight.find(({ task }) => task.ignore_unreachable)?.task.register).toBe("site_facts");
     const osCheck = preflight.find(({ task }) => task.name === "Check the operating system")!.task;
     expect(JSON.stringify(osCheck)).toContain("['Debian','RedHat']");
     expect(String((osCheck["ansible.builtin.assert"] as Obj).fail_msg)).toContain("{{ inventory_hostname }}");
@@ -343,11 +367,23 @@ describe("site.yml", () => {
       `not (${other}) or not (ansible_facts.services.get('k3s.service', {}).get('state') == 'running' or ansible_facts.services.get('k3s-agent.service', {}).get('state') == 'running')`,
     ]);
     expect(String(assert.fail_msg)).toMatch(/\{\{ inventory_hostname \}\} runs K3s \{\{ site_k3s\.installed \}\}, but terraform\.tfvars pins \{\{ k3s_binary_version \}\}.* Run make upgrade/);
-    expect(preflight.indexOf(refuse)).toBe(preflight.length - 1);
+    expect(preflight.indexOf(refuse)).toBe(preflight.length - 2); // then the progress line
+  });
+
+  it("prints one progress line per phase with the time since the start, and a summary of the nodes at the end", () => {
+    const lines = plays.flatMap((p) => ((p.tasks as Obj[]) ?? []).filter((t) => String(t.name).startsWith("Progress: ")));
+    expect(lines.map((t) => t.name)).toEqual(["Progress: checks", "Progress: nodes", "Progress: servers", "Progress: servers", "Progress: agents"]);
+    for (const t of lines) {
+      expect(t.run_once).toBe(true);
+      expect(String((t["ansible.builtin.debug"] as Obj).msg)).toMatch(/^\w+: \{\{ .* \}\}\/\{\{ .* \}\} .* \(\{\{ \(\(now\(\)\.timestamp\(\) - hostvars\['localhost'\]\.site_started \| float\) \| round \| int\) \}\} s\)$/);
+    }
+    expect(flatten(plays[0].tasks, "").at(-1)!.task["ansible.builtin.set_fact"]).toEqual({ site_started: "{{ now().timestamp() }}" });
+    const summary = String(((plays.at(-1)!.tasks as Obj[]).at(-1)!["ansible.builtin.debug"] as Obj).msg);
+    for (const part of ["site_nodes.stdout_lines", "site_kubeconfig", "make deploy-apps", "make status"]) expect(summary).toContain(part);
   });
 
   it("becomes root in the role plays only", () => {
-    expect(plays.map((p) => p.become ?? false)).toEqual([false, false, true, true, true, true]);
+    expect(plays.map((p) => p.become ?? false)).toEqual([false, false, true, true, true, true, true]);
   });
 });
 
@@ -394,7 +430,13 @@ describe("k3s roles", () => {
   it("stage the binary apart from installing it: stage.yml gets and verifies it at a versioned path, restarting nothing", () => {
     const stage = flatten(yaml("ansible/roles/k3s_binary/tasks/stage.yml"), "stage").map(({ task }) => task);
     const main = yaml("ansible/roles/k3s_binary/tasks/main.yml") as Obj[];
-    expect(main[0]).toEqual({ name: "Stage the verified K3s binary (and images)", "ansible.builtin.import_tasks": { file: "stage.yml" } });
+    // Staged once per run: main.yml skips the stage when it ran already (site.yml stages in the play that prepares the OS).
+    expect(main[0]).toEqual({
+      name: "Stage the verified K3s binary (and images), unless this run did already",
+      "ansible.builtin.include_tasks": { file: "stage.yml" },
+      when: "k3s_binary_staged_version | default('') != k3s_binary_version",
+    });
+    expect(stage.at(-1)).toEqual({ name: "Note that this version is staged", "ansible.builtin.set_fact": { k3s_binary_staged_version: "{{ k3s_binary_version }}" } });
     for (const task of stage) {
       expect(task.notify, `${task.name} notifies nothing`).toBeUndefined();
       expect(JSON.stringify(action(task)[1]) ?? "", `${task.name} leaves the installed binary alone`).not.toContain("k3s_binary_install_path");

@@ -117,7 +117,7 @@ describe("upgrade.yml: the plays", () => {
     const ready = byName(agents, "Wait until the node is Ready at {{ k3s_binary_version }}");
     expect(argv(ready)).toContain('jsonpath=version={.status.nodeInfo.kubeletVersion} ready={.status.conditions[?(@.type=="Ready")].status}');
     expect(ready.until).toBe("upgrade_ready.rc == 0 and upgrade_ready.stdout == 'version=' ~ k3s_binary_version ~ ' ready=True'");
-    expect(ready).toMatchObject({ retries: "{{ k3s_upgrade_ready_retries | default(60, true) }}", delay: 5, changed_when: false });
+    expect(ready).toMatchObject({ retries: "{{ k3s_upgrade_ready_retries | default(300, true) }}", delay: 1, changed_when: false });
     const names = tasksOf(step(servers).block).map((t) => t.name);
     expect(names.indexOf("Note which controllers this server leads")).toBeLessThan(names.indexOf("Install the staged binary, restart K3s and wait for it (role k3s_master)"));
     expect(names.indexOf("Wait until the controllers it led have a leader again")).toBeGreaterThan(names.indexOf(ready.name));

@@ -3,9 +3,14 @@
  * entries for every node, hostname = inventory name, the QEMU guest agent, and the host firewall off.
  */
 import { folded, Literal, Role } from "../model";
+import { writeFiles } from "./files";
 
 const DEBIAN = "ansible_facts.os_family == 'Debian'";
 const REDHAT = "ansible_facts.os_family == 'RedHat'";
+/** The host firewalls turned off, by their systemd unit names. */
+const FIREWALLS = ["ufw", "firewalld"];
+/** The firewall units the node has (from the find below). */
+const FOUND = "(base_firewall_units.files | default([]) | map(attribute='path') | map('basename') | map('regex_replace', '[.]service$', '') | list)";
 
 export const base: Role = {
   name: "base",
@@ -16,6 +21,7 @@ export const base: Role = {
       "writes /etc/hosts entries for the servers and the node itself, sets the hostname to the inventory name, installs and enables the " +
       "QEMU guest agent (started when the VM has its virtio serial port), and turns the host firewall (ufw, firewalld) off.",
   ],
+  modules: ["k3s_files"],
   variables: [
     {
       name: "base_timezone",
@@ -43,6 +49,15 @@ export const base: Role = {
       elements: "str",
       default: [],
       description: "More packages for every node, installed with the family's package manager (same names on every node).",
+    },
+    {
+      name: "base_role_packages",
+      type: "list",
+      elements: "str",
+      default: [],
+      description:
+        "Packages the other roles of the play need, installed in the same transaction (site.yml passes k3s_prereqs' " +
+        "here: one package manager run per node instead of two).",
     },
     {
       name: "base_hosts_group",
@@ -75,26 +90,25 @@ export const base: Role = {
   ],
   tasks: [
     {
-      name: "Check whether cloud-init is installed",
-      module: "ansible.builtin.stat",
-      args: { path: "/usr/bin/cloud-init" },
-      register: "base_cloud_init",
-    },
-    {
+      // Skipped (rc 0) where there is no cloud-init, and once its boot has finished (it writes boot-finished last):
+      // `cloud-init status` itself takes a second to start.
       name: "Wait for cloud-init to finish (it may still be installing packages on a new VM)",
       module: "ansible.builtin.command",
-      args: { cmd: "timeout {{ base_cloud_init_timeout }} cloud-init status --wait" },
-      when: "base_cloud_init.stat.exists",
+      args: {
+        cmd: "timeout {{ base_cloud_init_timeout }} cloud-init status --wait",
+        removes: "/usr/bin/cloud-init",
+        creates: "/var/lib/cloud/instance/boot-finished",
+      },
       register: "base_cloud_init_status",
       changed_when: false,
       // 0: done; 2: done with recoverable errors (cloud-init >= 23.4); anything else, including 124 from timeout: fail.
-      failed_when: "base_cloud_init_status.rc not in [0, 2]",
+      failed_when: "base_cloud_init_status.rc | default(0) not in [0, 2]",
     },
     {
       name: "Install the base packages (apt)",
       module: "ansible.builtin.apt",
       args: {
-        name: "{{ base_packages_debian + base_extra_packages + (['qemu-guest-agent'] if base_guest_agent else []) }}",
+        name: "{{ base_packages_debian + base_extra_packages + (['qemu-guest-agent'] if base_guest_agent else []) + base_role_packages }}",
         state: "present",
         update_cache: true,
         cache_valid_time: 3600,
@@ -107,37 +121,37 @@ export const base: Role = {
       name: "Install the base packages (dnf)",
       module: "ansible.builtin.dnf",
       args: {
-        name: "{{ base_packages_redhat + base_extra_packages + (['qemu-guest-agent'] if base_guest_agent else []) }}",
+        name: "{{ base_packages_redhat + base_extra_packages + (['qemu-guest-agent'] if base_guest_agent else []) + base_role_packages }}",
         state: "present",
       },
       when: REDHAT,
     },
     {
-      name: "Check that the timezone exists",
-      module: "ansible.builtin.stat",
-      args: { path: "/usr/share/zoneinfo/{{ base_timezone }}" },
-      register: "base_zoneinfo",
-    },
-    {
-      name: "Fail on an unknown timezone",
-      module: "ansible.builtin.assert",
-      args: {
-        that: ["base_zoneinfo.stat.exists", "base_zoneinfo.stat.isreg"],
-        fail_msg: "Timezone '{{ base_timezone }}' is not in /usr/share/zoneinfo on {{ inventory_hostname }}: set timezone in terraform.tfvars to an IANA name such as Europe/Warsaw or UTC.",
-        quiet: true,
-      },
-    },
-    {
+      // No stat first: a link to a missing zone file is refused by the file module itself (force: false).
       name: "Set the timezone",
-      module: "ansible.builtin.file",
-      args: { src: "/usr/share/zoneinfo/{{ base_timezone }}", dest: "/etc/localtime", state: "link", force: true },
+      block: [
+        {
+          name: "Point /etc/localtime at the timezone",
+          module: "ansible.builtin.file",
+          args: { src: "/usr/share/zoneinfo/{{ base_timezone }}", dest: "/etc/localtime", state: "link" },
+        },
+      ],
+      rescue: [
+        {
+          name: "Explain the timezone that could not be set",
+          module: "ansible.builtin.fail",
+          args: {
+            msg: folded(`
+              Could not point /etc/localtime at /usr/share/zoneinfo/{{ base_timezone }} on {{ inventory_hostname }}:
+              {{ ansible_failed_result.msg | default('') | trim }}. An unknown timezone: set timezone in terraform.tfvars
+              to an IANA name such as Europe/Warsaw or UTC. A regular file at /etc/localtime: remove it, then run again.`),
+          },
+        },
+      ],
     },
-    {
-      name: "Record the timezone name for Debian tools (tzdata reads /etc/timezone)",
-      module: "ansible.builtin.copy",
-      args: { content: "{{ base_timezone }}\n", dest: "/etc/timezone", owner: "root", group: "root", mode: "0644" },
+    writeFiles("Record the timezone name for Debian tools (tzdata reads /etc/timezone)", [{ dest: "/etc/timezone", content: "{{ base_timezone }}\n", mode: "0644" }], {
       when: DEBIAN,
-    },
+    }),
     {
       name: "Add the servers and this node to /etc/hosts",
       module: "ansible.builtin.blockinfile",
@@ -190,10 +204,10 @@ export const base: Role = {
       when: ["base_guest_agent", "not base_guest_agent_port.stat.exists"],
     },
     {
+      // One look for both (a find, not a stat per unit).
       name: "Look for host firewall services",
-      module: "ansible.builtin.stat",
-      args: { path: "/lib/systemd/system/{{ item }}.service", get_checksum: false },
-      loop: ["ufw", "firewalld"],
+      module: "ansible.builtin.find",
+      args: { paths: "/lib/systemd/system", patterns: FIREWALLS.map((unit) => `${unit}.service`) },
       register: "base_firewall_units",
       when: "base_disable_firewall",
     },
@@ -203,7 +217,7 @@ export const base: Role = {
       args: { cmd: "ufw status" },
       register: "base_ufw_status",
       changed_when: false,
-      when: ["base_disable_firewall", "base_firewall_units.results[0].stat.exists"],
+      when: ["base_disable_firewall", `'ufw' in ${FOUND}`],
     },
     {
       name: "Turn ufw's filtering off now",
@@ -216,15 +230,13 @@ export const base: Role = {
       name: "Turn ufw off in its configuration",
       module: "ansible.builtin.lineinfile",
       args: { path: "/etc/ufw/ufw.conf", regexp: "^ENABLED=", line: "ENABLED=no" },
-      when: ["base_disable_firewall", "base_firewall_units.results[0].stat.exists"],
+      when: ["base_disable_firewall", `'ufw' in ${FOUND}`],
     },
     {
       name: "Stop and disable the host firewall",
       module: "ansible.builtin.systemd_service",
-      args: { name: "{{ item.item }}", state: "stopped", enabled: false },
-      loop: "{{ base_firewall_units.results | default([]) }}",
-      loop_control: { label: "{{ item.item }}" },
-      when: ["base_disable_firewall", "item.stat.exists"],
+      args: { name: "{{ item }}", state: "stopped", enabled: false },
+      loop: `{{ ${FOUND} if base_disable_firewall else [] }}`,
     },
   ],
 };

@@ -3,19 +3,28 @@
  * and wait (bounded) until systemd reports it active, or until the API server answers /readyz.
  */
 import { Item, Task } from "../model";
+import { writeFiles } from "./files";
+
+/** K3s's configuration file, server and agent alike. */
+export const K3S_CONFIG = "/etc/rancher/k3s/config.yaml";
 
 /** `k3s` (server) or `k3s-agent`. */
 export type K3sService = "k3s" | "k3s-agent";
 
-/** Writes the unit from `<service>.service.j2`, restarts on change (handler `Restart <service>`), starts it. */
-export function serviceStartTasks(service: K3sService): Item[] {
+/**
+ * Writes K3s's config.yaml (0600, from `config.yaml.j2`: it holds the join token, hence no_log) and the unit (from
+ * `<service>.service.j2`) in one call, restarts on a change (handler `Restart <service>`), starts the service.
+ */
+export function serviceStartTasks(service: K3sService, what: string): Item[] {
   return [
-    {
-      name: `Write the ${service} systemd unit`,
-      module: "ansible.builtin.template",
-      args: { src: `${service}.service.j2`, dest: `/etc/systemd/system/${service}.service`, owner: "root", group: "root", mode: "0644" },
-      notify: `Restart ${service}`,
-    },
+    writeFiles(
+      `Write the K3s ${what} configuration and the ${service} systemd unit`,
+      [
+        { dest: K3S_CONFIG, template: "config.yaml.j2", mode: "0600" },
+        { dest: `/etc/systemd/system/${service}.service`, template: `${service}.service.j2`, mode: "0644" },
+      ],
+      { no_log: true, notify: `Restart ${service}` },
+    ),
     {
       name: `Restart ${service} now if its binary, configuration or unit changed`,
       module: "ansible.builtin.meta",

@@ -7,8 +7,8 @@
  * - stage (tasks/stage.yml, also run alone with `tasks_from: stage`): the verified binary lands at
  *   /var/lib/k3s-proxmox/k3s-<version> and the images in /var/lib/rancher/k3s/agent/images/. It notifies
  *   nothing, so it never restarts K3s, and a failed download or verification leaves the installed binary as it was;
- * - install (tasks/main.yml, which imports stage.yml first): the staged binary copied to k3s_binary_install_path,
- *   the tool links, and the staged binaries of other versions removed.
+ * - install (tasks/main.yml, which runs stage.yml first unless it ran already in this run): the staged binary
+ *   copied to k3s_binary_install_path, the tool links, and the staged binaries of other versions removed.
  *
  * Two sources, one result (a binary checked against a sha256):
  * - download (default): the K3s GitHub release for k3s_binary_version, verified by get_url against the
@@ -46,6 +46,8 @@ export const K3S_BINARY_CHANGED = "k3s binary changed";
 export const K3S_STAGE_DIR = "/var/lib/k3s-proxmox";
 
 const AIRGAP = "k3s_binary_airgap_path | length > 0";
+/** The fact stage.yml sets when done: the version it staged (in this run). */
+const STAGED = "k3s_binary_staged_version";
 const DOWNLOAD = "k3s_binary_airgap_path | length == 0";
 
 export const k3sBinary: Role = {
@@ -458,14 +460,23 @@ export const k3sBinary: Role = {
             },
           ],
         },
+        {
+          // main.yml stages only what is not staged yet in this run: site.yml stages on every node at once, in
+          // the play that prepares the OS, so that no agent downloads its binary after the servers are up.
+          name: "Note that this version is staged",
+          module: "ansible.builtin.set_fact",
+          args: { [STAGED]: "{{ k3s_binary_version }}" },
+        },
       ],
     },
   },
   tasks: [
     {
-      name: "Stage the verified K3s binary (and images)",
-      module: "ansible.builtin.import_tasks",
+      // include, not import: a skipped include leaves the stage's registered results (changed images) as they were.
+      name: "Stage the verified K3s binary (and images), unless this run did already",
+      module: "ansible.builtin.include_tasks",
       args: { file: "stage.yml" },
+      when: `${STAGED} | default('') != k3s_binary_version`,
     },
     {
       // copy replaces the file by a rename: a running K3s keeps its old binary until the handler restarts it.

@@ -7,14 +7,14 @@
  */
 import * as path from "node:path";
 import { folded, Role } from "../model";
-import { readyzWait, serviceActiveWait, serviceStartTasks } from "./k3s-service";
+import { K3S_CONFIG, readyzWait, serviceActiveWait, serviceStartTasks } from "./k3s-service";
 import { K3S_BINARY_CHANGED } from "./k3s_binary";
 import { nodeNetworkCheck, nodeNetworkDerived, nodeNetworkVariables } from "./node-network";
 
 const P = "k3s_master";
 const FIRST = "inventory_hostname == k3s_master_first";
 const JOINER = "inventory_hostname != k3s_master_first";
-export const K3S_CONFIG = "/etc/rancher/k3s/config.yaml";
+export { K3S_CONFIG };
 const NODE_TOKEN = "/var/lib/rancher/k3s/server/node-token";
 /** The server's certificates and keys (CAs, the admin client, etcd's). */
 export const K3S_SERVER_TLS = "/var/lib/rancher/k3s/server/tls";
@@ -32,6 +32,7 @@ export const k3sMaster: Role = {
     "The binary comes from the k3s_binary role (a dependency). A changed binary, configuration or unit restarts k3s through the handler.",
   ],
   dependencies: ["k3s_binary"],
+  modules: ["k3s_files"],
   templatesDir: path.join(__dirname, P, "templates"),
   variables: [
     {
@@ -116,14 +117,14 @@ export const k3sMaster: Role = {
     {
       name: "k3s_master_ready_retries",
       type: "int",
-      default: 60,
+      default: 300,
       description: "How many times to ask /readyz before giving up.",
     },
     {
       name: "k3s_master_ready_delay",
       type: "int",
-      default: 5,
-      description: "Seconds between two /readyz checks.",
+      default: 1,
+      description: "Seconds between two /readyz checks (a look is one cheap request: a short delay ends the wait soon after the event).",
     },
     {
       name: "k3s_master_fetch_kubeconfig",
@@ -167,14 +168,7 @@ export const k3sMaster: Role = {
       },
       when: "k3s_master_etcd_s3 | length > 0",
     },
-    {
-      name: "Write the K3s server configuration",
-      module: "ansible.builtin.template",
-      args: { src: "config.yaml.j2", dest: K3S_CONFIG, owner: "root", group: "root", mode: "0600" },
-      no_log: true,
-      notify: "Restart k3s",
-    },
-    ...serviceStartTasks("k3s"),
+    ...serviceStartTasks("k3s", "server"),
     {
       name: "Wait for the Kubernetes API",
       block: [

@@ -5,10 +5,12 @@
  * Built-in modules: `modprobe` fails on kernels without /lib/modules (custom kernels, LXC, containers) even
  * when the feature is there, so a module counts as present when /sys/module/<name> exists, or, where
  * /sys/module is hidden, by its own trace: /proc/sys/net/bridge for br_netfilter, an `overlay` line in
- * /proc/filesystems for overlay. Only a module with none of these is loaded with modprobe.
+ * /proc/filesystems for overlay. Only a module with none of these is loaded with modprobe. The project's module
+ * k3s_kernel does swap, modules and running sysctls in one round trip, k3s_files the two files in another.
  */
 import * as path from "node:path";
-import { folded, Role } from "../model";
+import { Role } from "../model";
+import { writeFiles } from "./files";
 
 const SYSCTL_FILE = "/etc/sysctl.d/90-k3s.conf";
 
@@ -23,6 +25,7 @@ export const k3sPrereqs: Role = {
       "On the RHEL family, puts SELinux in permissive mode, now and in /etc/selinux/config.",
   ],
   templatesDir: path.join(__dirname, "k3s_prereqs", "templates"),
+  modules: ["k3s_files", "k3s_kernel"],
   variables: [
     {
       name: "k3s_prereqs_disable_swap",
@@ -59,6 +62,12 @@ export const k3sPrereqs: Role = {
         "network policy controller call (a release binary carries its own; a K3s built without them uses the host's).",
     },
     {
+      name: "k3s_prereqs_install_packages",
+      type: "bool",
+      default: true,
+      description: "Install k3s_prereqs_packages; false where another role installs them (site.yml: base, in its one transaction).",
+    },
+    {
       name: "k3s_prereqs_selinux_permissive",
       type: "bool",
       default: true,
@@ -70,13 +79,7 @@ export const k3sPrereqs: Role = {
       name: "Install the tools this role and K3s run (sysctl, modprobe, iptables, ipset, conntrack)",
       module: "ansible.builtin.package",
       args: { name: "{{ k3s_prereqs_packages[ansible_facts.os_family] | default([]) }}", state: "present" },
-    },
-    {
-      name: "Turn swap off now",
-      module: "ansible.builtin.command",
-      args: { cmd: "swapoff --all" },
-      when: ["k3s_prereqs_disable_swap", "ansible_facts.swaptotal_mb | int > 0"],
-      changed_when: true,
+      when: "k3s_prereqs_install_packages",
     },
     {
       name: "Comment swap out of /etc/fstab",
@@ -90,82 +93,20 @@ export const k3sPrereqs: Role = {
       args: { name: "swap.target", masked: true },
       when: "k3s_prereqs_disable_swap",
     },
+    writeFiles("Write the kernel modules to load and the kernel settings to apply at boot", [
+      { dest: "/etc/modules-load.d/k3s.conf", template: "modules-load.conf.j2", mode: "0644" },
+      { dest: SYSCTL_FILE, template: "sysctl.conf.j2", mode: "0644" },
+    ]),
     {
-      name: "List the kernel modules to load at boot",
-      module: "ansible.builtin.template",
-      args: { src: "modules-load.conf.j2", dest: "/etc/modules-load.d/k3s.conf", owner: "root", group: "root", mode: "0644" },
-    },
-    {
-      name: "Look for the kernel modules under /sys/module",
-      module: "ansible.builtin.stat",
-      args: { path: "/sys/module/{{ item }}" },
-      loop: "{{ k3s_prereqs_kernel_modules }}",
-      register: "k3s_prereqs_module_dirs",
-    },
-    {
-      name: "Look for bridge netfilter (br_netfilter)",
-      module: "ansible.builtin.stat",
-      args: { path: "/proc/sys/net/bridge" },
-      register: "k3s_prereqs_bridge_nf",
-    },
-    {
-      name: "Read the filesystems the kernel supports (overlay)",
-      module: "ansible.builtin.slurp",
-      args: { src: "/proc/filesystems" },
-      register: "k3s_prereqs_filesystems",
-    },
-    {
-      name: "Load the kernel modules that are neither loaded nor built in",
-      block: [
-        {
-          name: "Load a missing kernel module",
-          module: "ansible.builtin.command",
-          args: { cmd: "modprobe {{ item.item }}" },
-          loop: "{{ k3s_prereqs_module_dirs.results }}",
-          loop_control: { label: "{{ item.item }}" },
-          when: [
-            "not item.stat.exists",
-            "not (item.item == 'br_netfilter' and k3s_prereqs_bridge_nf.stat.exists)",
-            "not (item.item == 'overlay' and 'overlay' in (k3s_prereqs_filesystems.content | b64decode | split))",
-          ],
-          changed_when: true,
-        },
-      ],
-      rescue: [
-        {
-          name: "Explain the missing kernel module",
-          module: "ansible.builtin.fail",
-          args: {
-            msg: folded(`
-              A kernel module K3s needs is neither loaded nor built into the kernel of {{ inventory_hostname }},
-              and modprobe could not load it: {{ ansible_failed_result.results | default([]) | selectattr('failed', 'defined')
-              | selectattr('failed') | map(attribute='stderr') | join('; ') }}. Install the kernel's modules package
-              (linux-image-* / kernel-modules) or use a kernel with br_netfilter and overlay built in.`),
-          },
-        },
-      ],
-    },
-    {
-      name: "Write the kernel settings K3s needs",
-      module: "ansible.builtin.template",
-      args: { src: "sysctl.conf.j2", dest: SYSCTL_FILE, owner: "root", group: "root", mode: "0644" },
-    },
-    {
-      name: "Read the running kernel settings",
-      module: "ansible.builtin.slurp",
-      args: { src: "/proc/sys/{{ item.key | replace('.', '/') }}" },
-      loop: "{{ k3s_prereqs_sysctl | dict2items }}",
-      loop_control: { label: "{{ item.key }}" },
-      register: "k3s_prereqs_sysctl_now",
-    },
-    {
-      name: "Apply the kernel settings whose running value differs",
-      module: "ansible.builtin.command",
-      args: { cmd: "sysctl --write {{ item.item.key }}={{ item.item.value }}" },
-      loop: "{{ k3s_prereqs_sysctl_now.results }}",
-      loop_control: { label: "{{ item.item.key }}={{ item.item.value }}" },
-      when: "(item.content | b64decode | trim) != (item.item.value | string)",
-      changed_when: true,
+      // One round trip for what were a dozen stat/slurp/modprobe/sysctl tasks (constructs/ansible/modules/k3s_kernel.py).
+      name: "Turn swap off, load the kernel modules that are missing, apply the settings whose running value differs",
+      module: "k3s_kernel",
+      args: {
+        swap_off: "{{ k3s_prereqs_disable_swap }}",
+        modules: "{{ k3s_prereqs_kernel_modules }}",
+        sysctl: "{{ k3s_prereqs_sysctl }}",
+        node: "{{ inventory_hostname }}",
+      },
     },
     {
       name: "Set SELinux to permissive at boot",

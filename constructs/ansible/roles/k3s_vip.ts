@@ -127,8 +127,8 @@ export const k3sVip: Role = {
           register: "k3s_vip_answer",
           // 401 without credentials: an API server answers there.
           until: `k3s_vip_answer.stdout in ${ANSWERED}`,
-          retries: 30,
-          delay: 2,
+          retries: 60,
+          delay: 1,
           changed_when: false,
           failed_when: false,
         },

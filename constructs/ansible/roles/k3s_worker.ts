@@ -24,6 +24,7 @@ export const k3sWorker: Role = {
     "The binary comes from the k3s_binary role (a dependency). A changed binary, configuration or unit restarts k3s-agent through the handler.",
   ],
   dependencies: ["k3s_binary"],
+  modules: ["k3s_files"],
   templatesDir: path.join(__dirname, P, "templates"),
   variables: [
     {
@@ -55,14 +56,14 @@ export const k3sWorker: Role = {
     {
       name: "k3s_worker_register_retries",
       type: "int",
-      default: 60,
+      default: 300,
       description: "How many times to look for the node on the server before giving up.",
     },
     {
       name: "k3s_worker_register_delay",
       type: "int",
-      default: 5,
-      description: "Seconds between two looks.",
+      default: 1,
+      description: "Seconds between two looks (a look is one cheap request: a short delay ends the wait soon after the event).",
     },
   ],
   derived: nodeNetworkDerived(P),
@@ -81,14 +82,7 @@ export const k3sWorker: Role = {
       register: "k3s_worker_join_token",
       no_log: true,
     },
-    {
-      name: "Write the K3s agent configuration",
-      module: "ansible.builtin.template",
-      args: { src: "config.yaml.j2", dest: K3S_CONFIG, owner: "root", group: "root", mode: "0600" },
-      no_log: true,
-      notify: "Restart k3s-agent",
-    },
-    ...serviceStartTasks("k3s-agent"),
+    ...serviceStartTasks("k3s-agent", "agent"),
     {
       name: "Wait for the node to register",
       block: [
