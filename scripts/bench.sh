@@ -9,9 +9,10 @@
 #                          project's ~/.cache/k3s-proxmox): what a new machine goes through (downloads from
 #                          the package registries; ~10 min)
 #   BENCH_K3S_COLD=1       also scripts/build-k3s.sh with empty caches (~10 min on 2 cores)
-#   BENCH_PROVISION=1      also the lab (root, Linux), BENCH_ROUNDS times from a fresh lab: make apply of the
-#                          VMs, the first provision, the idempotent second one and make destroy (the e2e's
-#                          cluster and destroy scenarios; needs the K3s build, made if missing)
+#   (as root on Linux)     make provision on the lab (scripts/bench-provision.sh; BENCH_PROVISION=0 skips it), on
+#                          fresh VMs in each of BENCH_PROVISION_ROUNDS rounds (default 3): make apply, the first
+#                          provision, the re-run (changed=0), one worker joining, make destroy, and the slowest
+#                          tasks; BENCH_SCALE=1 adds the first provision of 1+2 vs 1+8 VMs
 #
 # "peak memory" is the largest sum of the resident memory of the command and all its descendants, sampled
 # every second.
@@ -114,21 +115,11 @@ if [ -n "${BENCH_K3S_COLD:-}" ]; then
 fi
 
 # --- the lab: apply, provision, destroy ----------------------------------------------------------------
-# The e2e's cluster and destroy scenarios on a fresh lab, BENCH_ROUNDS times; their summary lines hold the figures.
-if [ -n "${BENCH_PROVISION:-}" ]; then
-  [ "$(id -u)" = 0 ] || { echo "bench: BENCH_PROVISION=1 needs root (the lab's hosts are systemd-nspawn machines)" >&2; exit 1; }
-  apply=() first=() second=() destroy=()
-  figure() { sed -n "s/^  $2 *\([0-9]*\)s\$/\1/p" "$1" | tail -1; } # figure LOG NAME
-  for ((i = 1; i <= ROUNDS; i++)); do
-    log="$(keep "lab-$i")"
-    measure "$log" env SCENARIO=cluster,destroy bash e2e/run.sh
-    apply+=("$(figure "$log" 'make apply, [0-9]* VMs (until their hosts answer SSH)')")
-    first+=("$(figure "$log" 'first make provision')")
-    second+=("$(figure "$log" 'second (idempotent) make provision')")
-    destroy+=("$(figure "$log" 'make destroy, [0-9]* VMs')")
-  done
-  row "make apply, ${E2E_MASTERS:-1}+${E2E_WORKERS:-2} VMs (lab, until SSH)" "$(stats "${apply[@]}")"
-  row "make provision, fresh VMs" "$(stats "${first[@]}")"
-  row "make provision again (changed=0)" "$(stats "${second[@]}")"
-  row "make destroy" "$(stats "${destroy[@]}")"
+# scripts/bench-provision.sh: fresh VMs each round; first provision, re-run, join, and with BENCH_SCALE=1 2 vs 8 agents.
+if [ "${BENCH_PROVISION:-1}" = 0 ]; then
+  :
+elif [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ]; then
+  BENCH_ROUNDS="${BENCH_PROVISION_ROUNDS:-3}" bash "$ROOT/scripts/bench-provision.sh"
+else
+  row "make provision on the lab" "skipped: needs root on Linux (the lab's hosts are systemd-nspawn machines)"
 fi
