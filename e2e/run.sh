@@ -10,6 +10,9 @@
 #   refusals   a wrong token (the provider's 401) and a template_vm_id that does not exist: nothing is created
 #   cluster    make apply of 1+2 VMs, make diff settles, make provision through the K3s release download (a local
 #              mirror laid out like K3s's releases), then again (changed=0); checks on the hosts and the cluster
+#   faults     make provision killed at three points of a first run (packages, the server starting, the agents
+#              joining), each re-run converging, then changed=0; an agent and a server rebooted through the API
+#              come back Ready with their pods; a node down at the start stops the run before any change, named
 #   apps       make deploy-apps and the apps' objects on the real API server; the dashboard token
 #   day2       backup and restore, scaling through make apply (a worker added, then drained and destroyed), an
 #              in-place memory change, make reset and a fresh provision
@@ -31,7 +34,7 @@ set -euo pipefail
 cd "$ROOT"
 
 # upgrade after day2: its K3s build runs in the background meanwhile.
-ALL=(refusals cluster apps day2 upgrade ha destroy)
+ALL=(refusals cluster faults apps day2 upgrade ha destroy)
 
 [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ] || die "make e2e needs root on Linux (it creates bridges, mounts and containers)"
 
