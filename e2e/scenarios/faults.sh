@@ -119,6 +119,8 @@ scenario_faults() {
   check "$worker was rebooted (its init started anew)" rebooted "$worker" "$started_worker"
   check "$server was rebooted (its init started anew)" rebooted "$server" "$started_server"
   check "every node is Ready again, with no make provision" retry 90 2 all_ready
+  # cloud-init rewrites /etc/hosts at every boot (Proxmox's user-data: manage_etc_hosts): the block is in its template.
+  check "$worker's /etc/hosts still names the server after the reboot" on "$worker" "grep -q '\\b$server\\b' /etc/hosts"
   check "the pod on $worker runs again" retry 60 2 pinned_runs "$worker"
   check "the pod on $server runs again" retry 60 2 pinned_runs "$server"
   timing "reboot of an agent and a server, until Ready and their pods run" "$((SECONDS - t0))s"

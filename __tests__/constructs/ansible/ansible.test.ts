@@ -382,6 +382,15 @@ describe("site.yml", () => {
     for (const part of ["site_nodes.stdout_lines", "site_kubeconfig", "make deploy-apps", "make status"]) expect(summary).toContain(part);
   });
 
+  it("puts the /etc/hosts block also into cloud-init's template of /etc/hosts, which it renders at every boot", () => {
+    const tasks = roleTasks("base").map(({ task }) => task);
+    const stat = tasks.find((t) => t.name === "Look for cloud-init's template of /etc/hosts")!;
+    expect((stat["ansible.builtin.stat"] as Obj).path).toBe("{{ ('/etc/cloud/templates/hosts.' ~ ansible_facts.os_family | lower ~ '.tmpl') }}");
+    const hosts = tasks.find((t) => "ansible.builtin.blockinfile" in t)!;
+    expect((hosts["ansible.builtin.blockinfile"] as Obj).path).toBe("{{ item }}");
+    expect(hosts.loop).toBe("{{ ['/etc/hosts'] + ([('/etc/cloud/templates/hosts.' ~ ansible_facts.os_family | lower ~ '.tmpl')] if base_hosts_template.stat.exists else []) }}");
+  });
+
   it("becomes root in the role plays only", () => {
     expect(plays.map((p) => p.become ?? false)).toEqual([false, false, true, true, true, true, true]);
   });

@@ -7,6 +7,8 @@ import { writeFiles } from "./files";
 
 const DEBIAN = "ansible_facts.os_family == 'Debian'";
 const REDHAT = "ansible_facts.os_family == 'RedHat'";
+/** What cloud-init renders /etc/hosts from at every boot where it manages the file (hosts.debian.tmpl, hosts.redhat.tmpl). */
+const HOSTS_TEMPLATE = "('/etc/cloud/templates/hosts.' ~ ansible_facts.os_family | lower ~ '.tmpl')";
 /** The host firewalls turned off, by their systemd unit names. */
 const FIREWALLS = ["ufw", "firewalld"];
 /** The firewall units the node has (from the find below). */
@@ -18,7 +20,7 @@ export const base: Role = {
   summary: "Timezone, packages, hostname, /etc/hosts, QEMU guest agent and firewall of a K3s node.",
   description: [
     "Waits for cloud-init to finish, installs the base packages (apt on Debian/Ubuntu, dnf on the RHEL family), sets the timezone, " +
-      "writes /etc/hosts entries for the servers and the node itself, sets the hostname to the inventory name, installs and enables the " +
+      "writes /etc/hosts entries for the servers and the node itself (also into cloud-init's template of it, which it renders at every boot), sets the hostname to the inventory name, installs and enables the " +
       "QEMU guest agent (started when the VM has its virtio serial port), and turns the host firewall (ufw, firewalld) off.",
   ],
   modules: ["k3s_files"],
@@ -153,10 +155,19 @@ export const base: Role = {
       when: DEBIAN,
     }),
     {
-      name: "Add the servers and this node to /etc/hosts",
+      // Proxmox's cloud-init user-data says manage_etc_hosts: true, so cloud-init rewrites /etc/hosts from this
+      // template at every boot (qemu-server's Cloudinit.pm; cloud-init's update_etc_hosts): the block goes there too.
+      name: "Look for cloud-init's template of /etc/hosts",
+      module: "ansible.builtin.stat",
+      args: { path: `{{ ${HOSTS_TEMPLATE} }}`, get_checksum: false },
+      register: "base_hosts_template",
+    },
+    {
+      name: "Add the servers and this node to /etc/hosts (and to cloud-init's template of it)",
       module: "ansible.builtin.blockinfile",
+      loop: `{{ ['/etc/hosts'] + ([${HOSTS_TEMPLATE}] if base_hosts_template.stat.exists else []) }}`,
       args: {
-        path: "/etc/hosts",
+        path: "{{ item }}",
         marker: "# {mark} K3s cluster nodes (managed by Ansible, role base)",
         block: new Literal(
           // In inventory order, this node last unless listed: no set operation, so the order never changes.
