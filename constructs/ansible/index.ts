@@ -79,7 +79,7 @@ export function ansibleFiles(config: ClusterConfig): GeneratedFile[] {
     { path: `${ANSIBLE_DIR}/ansible.cfg`, content: ansibleCfg(), configDependent: false },
     {
       path: `${ANSIBLE_DIR}/site.yml`,
-      content: playbookFile(SITE_SOURCE, sitePlays, "make provision: the OS roles on every node, then the K3s servers, then the agents."),
+      content: playbookFile(SITE_SOURCE, sitePlays, "make provision: the OS roles and the K3s binary on every node, then the K3s servers, then the agents; a summary."),
       configDependent: false,
     },
     {

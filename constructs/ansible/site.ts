@@ -1,7 +1,9 @@
 /**
  * `ansible/site.yml`: checks first (an inventory with a master, every node reachable, a supported OS, no running
- * K3s at another version than the pinned one: that is make upgrade's job), then the OS roles on every node, the
- * first server and the API's virtual IP on it, further servers one at a time (joining through the VIP), and the agents.
+ * K3s at another version than the pinned one: that is make upgrade's job), then the OS roles and the K3s binary's
+ * stage on every node, the first server and the API's virtual IP on it, further servers one at a time (joining
+ * through the VIP), and the agents. Each phase ends with a progress line (`servers: 1/1 ready (18 s)`), the run with
+ * a summary of the nodes.
  */
 import { folded, Play, Task } from "./model";
 import { K3S } from "./roles/k3s_binary";
