@@ -182,6 +182,14 @@ recap_unchanged() { # every host: changed=0 failed=0 unreachable=0
   awk '/PLAY RECAP/ { r = 1; next } r && /ok=/ { n++; if ($0 !~ /changed=0 / || $0 !~ /unreachable=0 / || $0 !~ /failed=0 /) bad++ }
        END { exit !(n > 0 && bad == 0) }' "$1"
 }
+# only_changed LOG HOST: in the play recap, HOST changed something and every other node nothing; no failure.
+only_changed() {
+  awk -v new="$2" '/PLAY RECAP/ { r = 1; next }
+    r && /ok=/ { if ($0 !~ /failed=0 / || $0 !~ /unreachable=0 /) bad++
+                 else if ($1 == new) { if ($0 ~ /changed=0 /) bad++; seen++ }
+                 else if ($1 != "localhost" && $0 !~ /changed=0 /) bad++ }
+    END { exit !(seen == 1 && bad == 0) }' "$1"
+}
 # plain LOG: the log without terminal colours (Terraform colours its output).
 plain() { sed 's/\x1b\[[0-9;]*m//g' "$1"; }
 # plan_counts LOG: "add change destroy" from a Terraform plan/apply log.
