@@ -10,6 +10,8 @@ export TFVARS ?= terraform.tfvars
 # Where synth writes the Terraform JSON, and where Terraform keeps its state (terraform.k3s.tfstate beside it).
 OUT ?= cdktf.out
 STACK_DIR = $(OUT)/stacks/k3s
+# The template's stack: synth makes it unless template_image = "prebuilt" (its state: terraform.template.tfstate).
+TEMPLATE_DIR = $(OUT)/stacks/template
 TOOLS_BIN := $(K3SPVE_CACHE)/tools/bin
 TOFURC := $(K3SPVE_CACHE)/tools/tofurc
 # Terraform or OpenTofu for apply/diff/destroy: TF=tofu|terraform, else whichever is on PATH, else the project's build.
@@ -45,7 +47,7 @@ BATCH ?= 1
 # Where make backup puts the snapshots (not committed).
 BACKUP_DIR ?= backups
 
-.PHONY: help setup synth diff apply destroy provision upgrade status deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs lab lab-down e2e bench
+.PHONY: help setup synth diff apply destroy template template-destroy provision upgrade status deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs lab lab-down e2e bench
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,15 +64,29 @@ synth: ## Synthesize the Terraform JSON (cdktf.out/) and regenerate ansible/ and
 	@node_modules/.bin/node -r ts-node/register scripts/check-config.ts
 	$(NPX) cdktn synth --output $(OUT)
 
-diff: synth ## Show what apply would change (terraform plan)
-	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) plan -input=false
+# $(call tf,DIR,COMMAND ARGS): terraform/tofu in a synthesized stack, initialised first.
+tf = cd $(1) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) $(2)
+# $(call template_tf,COMMAND ARGS): the same in the template's stack, or a note when nothing builds the template.
+template_tf = if [ -d "$(TEMPLATE_DIR)" ]; then $(call tf,$(TEMPLATE_DIR),$(1)); \
+  else echo "template_image = \"prebuilt\": nothing builds the template (template_vm_id is yours; README: \"A template made by hand\")"; fi
 
-apply: synth ## Create or update the VMs and write ansible/inventory/hosts.ini (nodes being removed are drained first)
+diff: synth ## Show what apply would change (terraform plan of the template and of the VMs)
+	@$(call template_tf,plan -input=false)
+	$(call tf,$(STACK_DIR),plan -input=false)
+
+apply: synth ## Build the template if needed (make template), then create or update the VMs and write ansible/inventory/hosts.ini (nodes being removed are drained first)
 	@if [ -f "$(INVENTORY)" ]; then $(MAKE) --no-print-directory remove-nodes; fi
-	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) apply -input=false $(TF_APPROVE)
+	@$(call template_tf,apply -input=false $(TF_APPROVE))
+	$(call tf,$(STACK_DIR),apply -input=false $(TF_APPROVE))
 
-destroy: synth ## Destroy the VMs (asks for confirmation; CONFIRM=yes answers it)
-	cd $(STACK_DIR) && $(TF_ENV) $(TF) init -input=false >/dev/null && $(TF_ENV) $(TF) destroy -input=false $(TF_APPROVE)
+destroy: synth ## Destroy the VMs (asks for confirmation; CONFIRM=yes answers it); the template stays (make template-destroy)
+	$(call tf,$(STACK_DIR),destroy -input=false $(TF_APPROVE))
+
+template: synth ## Build the cloud-init template on the Proxmox node: download the image (checksum-verified), import it, make it a template
+	@$(call template_tf,apply -input=false $(TF_APPROVE))
+
+template-destroy: synth ## Remove the template and its downloaded image (asks; CONFIRM=yes); the VMs are full clones and do not need it
+	@$(call template_tf,destroy -input=false $(TF_APPROVE))
 
 # ansible-playbook with the project's venv and ansible.cfg, after checking the inventory and its group_vars exist.
 # $(1): the playbook; $(2): its own extra arguments.

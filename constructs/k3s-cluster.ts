@@ -36,7 +36,7 @@ export class K3sCluster extends TerraformStack {
     new LocalProvider(this, "local");
     new ConfigVariables(this, "tfvars");
 
-    const template = new TemplateCheck(this, "template", { node: config.proxmox.node, templateVmId: config.proxmox.templateVmId });
+    const template = new TemplateCheck(this, "template", { node: config.proxmox.node, templateVmId: config.template.vmId, built: config.template.image !== undefined });
     this.masters = new NodePool(this, "masters", { config, nodes: config.masters, dependsOn: [template.check] });
     this.workers = new NodePool(this, "workers", { config, nodes: config.workers, dependsOn: [template.check] });
 

@@ -26,7 +26,7 @@ export class NodePool extends Construct {
           name: node.name,
           node: config.proxmox.node,
           vmId: node.vmId,
-          templateVmId: config.proxmox.templateVmId,
+          templateVmId: config.template.vmId,
           cores: node.cores,
           memoryMiB: node.memoryMiB,
           diskGiB: node.diskGiB,

@@ -3,7 +3,8 @@
  * `pveum role add` lines list (a test keeps them equal) and what the lab's simulated token holds.
  *
  * PVE 9 replaced VM.Monitor by the VM.GuestAgent.* privileges (pve-access-control 9.0.2); `pveum` refuses a
- * privilege its version does not know, so each version has its own line.
+ * privilege its version does not know, so each version has its own line. Sys.AccessNetwork exists since
+ * pve-access-control 8.1.2 (PVE 8.2); without it download-url needs Sys.Audit and Sys.Modify on `/`.
  */
 
 /** The PVE versions the README gives a role line for (and the simulator can simulate). */
@@ -23,9 +24,12 @@ const COMMON = [
   "VM.Config.Options", // agent, on-boot, OS type, tags, name, description
   "VM.PowerMgmt", // start, stop, reboot
   "Datastore.AllocateSpace", // the disks on the datastore
-  "Datastore.Audit", // read the disks' volumes
+  "Datastore.Audit", // read the disks' volumes; the template's disk is imported from the image (make template)
+  "Datastore.AllocateTemplate", // make template: the node downloads the cloud image to the image storage
+  "Datastore.Allocate", // make template-destroy: delete the downloaded image
   "SDN.Use", // the bridge
   "Sys.Audit", // node and task reads
+  "Sys.AccessNetwork", // make template: the node fetches the image's URL (PVE 8.2+; PVE 8.4+ imports qcow2 images)
 ] as const;
 
 export const TERRAFORM_ROLE_PRIVILEGES: Readonly<Record<PveRelease, readonly string[]>> = {

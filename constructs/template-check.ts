@@ -13,6 +13,8 @@ export interface TemplateCheckProps {
   readonly node: string;
   /** The template's VM id (`template_vm_id`). */
   readonly templateVmId: number;
+  /** Whether the template stack builds it (`make template`), rather than the operator by hand. */
+  readonly built: boolean;
 }
 
 export class TemplateCheck extends Construct {
@@ -36,7 +38,9 @@ export class TemplateCheck extends Construct {
             errorMessage:
               `template_vm_id = ${props.templateVmId} (terraform.tfvars): node "${props.node}" has no VM template with that id ` +
               `(templates there: \${length(${list}) == 0 ? "none" : join(", ", [for t in ${list} : "\${t.vm_id} \${t.name}"])}). ` +
-              "Build it first (README.md, \"A cloud-init template\"), or set template_vm_id to one of those.",
+              (props.built
+                ? "make apply builds it first (make template): run make apply again, or make template to see why it failed."
+                : "Build it (README.md, \"A template made by hand\"), set template_vm_id to one of those, or let make template build it (template_image)."),
           },
         ],
       },

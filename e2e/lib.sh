@@ -16,6 +16,8 @@ export LAB_SUBNET="${E2E_SUBNET:-10.213.59.0/24}"
 export LAB_BRIDGE="${E2E_BRIDGE:-k3spve-e2e0}"
 export LAB_NFT_TABLE="${E2E_NFT_TABLE:-k3spve_e2e}"
 export LAB_PVE_VERSION="${E2E_PVE_VERSION:-9.1}"
+# The simulator seeds no template: make template (make apply runs it first) builds it from the stand-in image.
+export LAB_TEMPLATE_ID=none
 # Synth writes group_vars and manifests/ below this folder, and the inventory goes there (output_dir's default).
 export K3SPVE_OUTPUT_DIR="$RUN"
 PREFIX="${LAB_SUBNET%.0/24}"
@@ -139,11 +141,16 @@ upgrade_build() {
 configure() {
   local dns
   dns="$(jq -r '.nameservers | map("\"" + . + "\"") | join(", ")' "$LAB_DIR/pve/config.json")"
+  image_publish
   cat >"$RUN/terraform.tfvars" <<EOF
 # e2e: the configuration an operator writes, pointed at the lab (lab/lab.sh up prints these lines).
 proxmox_endpoint    = "https://$GATEWAY:8006/"
 proxmox_insecure    = true
 template_vm_id      = 9000
+# The template make template builds: the stand-in cloud image on the mirror, with its published checksum.
+template_image          = "custom"
+template_image_url      = "$IMAGE_URL"
+template_image_checksum = "sha256:$(image_checksum "$IMAGE")"
 node_cidr           = "$LAB_SUBNET"
 gateway             = "$GATEWAY"
 dns_servers         = [$dns]
@@ -210,7 +217,7 @@ vm_actions() { plain "$1" | sed -n 's/^ *# proxmox_virtual_environment_vm\.\([a-
 lab_up() {
   mkdir -p "$RUN"
   # A new lab has no VMs: what an earlier run left of its Terraform state, inventory and kubeconfig goes too.
-  [ -d "$LAB_DIR/pve/state" ] || rm -rf "$RUN/cdktf.out" "$RUN"/terraform.k3s.tfstate* "$INVENTORY" "$RUN/kubeconfig"
+  [ -d "$LAB_DIR/pve/state" ] || rm -rf "$RUN/cdktf.out" "$RUN"/terraform.k3s.tfstate* "$RUN"/terraform.template.tfstate* "$INVENTORY" "$RUN/kubeconfig"
   bash "$ROOT/lab/lab.sh" up >"$RUN/lab-up.log" 2>&1 || { cat "$RUN/lab-up.log" >&2; die "lab/lab.sh up failed"; }
   PROXMOX_VE_API_TOKEN="$(cat "$LAB_DIR/pve/token")"
   export PROXMOX_VE_API_TOKEN
@@ -223,6 +230,8 @@ api() { curl -sk -X "$1" -H "Authorization: PVEAPIToken=$PROXMOX_VE_API_TOKEN" "
 # vmid_of NAME: the VM id the simulator gave a node.
 vmid_of() { api GET /nodes/pve/qemu | jq -r --arg n "$1" '.data[] | select(.name == $n) | .vmid'; }
 vm_ids() { api GET /nodes/pve/qemu | jq -r '.data[] | select(.template != 1) | .vmid' | sort -n | paste -sd' ' -; }
+# api_has_template: VM 9000 is a template.
+api_has_template() { api GET /nodes/pve/qemu/9000/config | jq -e '.data.template == 1' >/dev/null; }
 running_hosts() { bash "$ROOT/lab/hosts.sh" status 2>/dev/null | awk '$3 == "running" { n++ } END { print n + 0 }'; }
 
 # --- hosts -----------------------------------------------------------------------------------------------
@@ -309,6 +318,23 @@ mirror_add() {
     printf 'tampered' >>"$RUN/mirror/$kind/$version/k3s"
   fi
 }
+# The stand-in cloud image on the mirror, as a distribution publishes one: the image and SHA256SUMS beside it
+# (what an operator copies into template_image_checksum), and a tampered copy that no longer matches.
+# It is an empty qcow2 of 3 GiB (lab/pve-sim/main.ts image): the simulator imports it as the template's disk,
+# and the clones' hosts boot the lab's Debian 12 root filesystem.
+IMAGE=cloud-stand-in-amd64.qcow2
+IMAGE_URL="$MIRROR/images/$IMAGE"
+image_publish() {
+  mirror_up
+  [ -f "$RUN/mirror/images/SHA256SUMS" ] && return 0
+  mkdir -p "$RUN/mirror/images"
+  (cd "$ROOT" && node -r ts-node/register lab/pve-sim/main.ts image --out "$RUN/mirror/images/$IMAGE" --gib 3)
+  { cat "$RUN/mirror/images/$IMAGE"; printf 'tampered'; } >"$RUN/mirror/images/tampered-$IMAGE"
+  (cd "$RUN/mirror/images" && sha256sum "$IMAGE" >SHA256SUMS)
+}
+# image_checksum FILE: its line of the published SHA256SUMS.
+image_checksum() { curl -sf "$MIRROR/images/SHA256SUMS" | awk -v f="$1" '$2 == f || $2 == "*" f { print $1 }'; }
+
 # The extra variables every provision of the e2e uses: where the kubeconfig goes, and the download source.
 # download_vars KIND: the release download from the mirror (the default path, only the URL is the mirror's).
 download_vars() {

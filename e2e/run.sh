@@ -8,6 +8,9 @@
 #
 # Scenarios (e2e/scenarios/<name>.sh):
 #   refusals   a wrong token (the provider's 401) and a template_vm_id that does not exist: nothing is created
+#   template   make template: the stand-in cloud image downloaded by the node (checksum-verified) and imported as a
+#              template's disk, through the provider; again (no changes); a tampered image refused with PVE's
+#              message, leaving nothing; make template-destroy asks first
 #   cluster    make apply of 1+2 VMs, make diff settles, make provision through the K3s release download (a local
 #              mirror laid out like K3s's releases), then again (changed=0); checks on the hosts and the cluster
 #   faults     make provision killed at three points of a first run (packages, the server starting, the agents
@@ -21,7 +24,8 @@
 #   ha         the cluster grown to 3 servers behind the API's virtual IP (make apply + make provision); failovers
 #              under a kubectl loop: K3s stopped on the VIP's holder (3 times), its VM powered off, 2 of 3 servers
 #              down (make status says the API is unavailable; it returns with a second server); backup and restore
-#   destroy    make destroy leaves no VM and no host; a second one changes nothing
+#   destroy    make destroy leaves no VM and no host, only the template; a second one changes nothing; then
+#              make template-destroy removes the template and its image (twice: the second changes nothing)
 #
 # Needs root on Linux. Environment: E2E_RUN_DIR (default /tmp/k3spve-e2e), E2E_SUBNET (default 10.213.59.0/24),
 # E2E_BRIDGE, E2E_NFT_TABLE, E2E_PVE_VERSION (9.1 or 8.4, default 9.1), E2E_MASTERS (default 1), E2E_WORKERS
@@ -34,7 +38,7 @@ set -euo pipefail
 cd "$ROOT"
 
 # upgrade after day2: its K3s build runs in the background meanwhile.
-ALL=(refusals cluster faults apps day2 upgrade ha destroy)
+ALL=(refusals template cluster faults apps day2 upgrade ha destroy)
 
 [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ] || die "make e2e needs root on Linux (it creates bridges, mounts and containers)"
 

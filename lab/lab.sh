@@ -8,7 +8,8 @@
 #   lab/lab.sh status                    the simulator and one line per host
 #
 # Environment: LAB_DIR (default /tmp/k3spve-lab), LAB_SUBNET (default 10.213.57.0/24; the simulator listens on
-# .1:8006), LAB_PVE_VERSION (9.1 or 8.4, default 9.1), LAB_TEMPLATE_ID (default 9000), LAB_BACKEND (hosts, the
+# .1:8006), LAB_PVE_VERSION (9.1 or 8.4, default 9.1), LAB_TEMPLATE_ID (default 9000: the template the
+# simulator seeds, as README's qm recipe makes one; none: no template, make template builds it), LAB_BACKEND (hosts, the
 # default; or none: no hosts, no root needed, the API on 127.0.0.1 — for tests of the API path), LAB_AGENT=1 (with
 # LAB_BACKEND=none: the guest agent's answer simulated from each VM's net0 and ipconfig0), LAB_PORT (default 8006),
 # and lab/hosts.sh's LAB_BRIDGE, LAB_NFT_TABLE, LAB_DNS, DEBIAN_MIRROR.
@@ -68,7 +69,13 @@ cmd_up() {
     done
     log "$(tail -1 "$SIM_DIR/pve-sim.out" | sed 's/^\[pve-sim\] //')"
   fi
-  local dns
+  local dns template
+  if [ "$TEMPLATE_ID" = none ]; then
+    template='template_vm_id   = 9000 # make template builds it: set template_image = "custom" with an image URL the lab can reach'
+  else
+    template="template_vm_id   = $TEMPLATE_ID
+template_image   = \"prebuilt\" # the simulator seeded this template at start"
+  fi
   dns="$(jq -r '.nameservers | map("\"" + . + "\"") | join(", ")' "$SIM_DIR/config.json" 2>/dev/null || echo '"1.1.1.1"')"
   cat <<EOF
 
@@ -77,7 +84,7 @@ Its log: $SIM_DIR/state/pve-sim.log. Point the normal flow at it with these line
 
 proxmox_endpoint = "https://$LISTEN:$PORT/"
 proxmox_insecure = true # its certificate is self-signed, made at start
-template_vm_id   = $TEMPLATE_ID
+$template
 node_cidr        = "$LAB_SUBNET"
 gateway          = "$LISTEN"
 dns_servers      = [$dns]

@@ -1,3 +1,4 @@
 export * from "./load";
 export * from "./schema";
 export { readVersions } from "./versions";
+export * from "./template-image";

@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { CONFIG_SCHEMA, ConfigKey, KeySpec } from "./schema";
 import { Cidr, contains, intToIp, ipToInt, isIpv4, overlaps, parseCidr } from "./ipv4";
 import { readVersions } from "./versions";
+import { resolveTemplateImage, TEMPLATE_IMAGE_PRESETS, TemplateImage } from "./template-image";
 
 export type Role = "master" | "worker";
 
@@ -34,10 +35,11 @@ export interface ClusterConfig {
     readonly endpoint: string;
     readonly insecure: boolean;
     readonly node: string;
-    readonly templateVmId: number;
     readonly datastore: string;
     readonly bridge: string;
   };
+  /** The template every node is cloned from. */
+  readonly template: TemplateConfig;
   readonly network: {
     readonly nodeCidr: string;
     readonly prefixLength: number;
@@ -66,6 +68,16 @@ export interface ClusterConfig {
   readonly apps: AppsConfig;
   readonly masters: readonly NodeSpec[];
   readonly workers: readonly NodeSpec[];
+}
+
+/** The cloud-init template: built by the template stack (`make template`) from `image`, or made by hand. */
+export interface TemplateConfig {
+  readonly vmId: number;
+  readonly name: string;
+  /** The cloud image the template stack builds it from; undefined: `template_image = "prebuilt"`, nothing builds it. */
+  readonly image?: TemplateImage;
+  /** File storage the image is downloaded to (`import` content). */
+  readonly imageDatastore: string;
 }
 
 /** The apps of `make deploy-apps`; a disabled app is removed from the cluster by the next deploy. */
@@ -142,10 +154,26 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
     problems.push(`proxmox_endpoint = ${JSON.stringify(endpoint)}: must be an http(s) URL such as "https://192.168.1.2:8006/".`);
   }
   range("template_vm_id", 100, 999_999_999, "use the id of your cloud-init template (qm list shows it)");
+  if (v.template_disk_gib !== null) {
+    range("template_disk_gib", 1, 1024, "give at least the image's virtual size (qemu-img info <image> shows it)");
+    for (const role of ["master", "worker"] as const) {
+      const [size, nodes] = [v.template_disk_gib, v[`${role}_disk_gib`]];
+      if (typeof size === "number" && typeof nodes === "number" && size > nodes) problems.push(`template_disk_gib = ${size} is larger than ${role}_disk_gib = ${nodes}: a clone's disk can only grow; raise ${role}_disk_gib or lower template_disk_gib.`);
+    }
+  }
+  const templateImage = checkTemplateImage(v, problems);
+  pattern("template_image_datastore", /^[A-Za-z][A-Za-z0-9_.-]*$/, "a Proxmox storage id such as \"local\"");
+  pattern("template_name", /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/, "a DNS label such as \"k3s-template\" (Proxmox's VM name format)");
   pattern("proxmox_node", /^[A-Za-z0-9][A-Za-z0-9.-]*$/, "a Proxmox node name such as \"pve\"");
   pattern("datastore", /^[A-Za-z][A-Za-z0-9_.-]*$/, "a Proxmox storage id such as \"local-lvm\"");
   pattern("bridge", /^[A-Za-z][A-Za-z0-9_.-]{0,14}$/, "a Linux bridge name such as \"vmbr0\"");
   if (v.vm_id_base !== null) range("vm_id_base", 100, 999_999_000, "pick a free range of VM ids, or null to let Proxmox choose");
+  if (typeof v.vm_id_base === "number" && typeof v.template_vm_id === "number" && typeof v.master_count === "number" && typeof v.worker_count === "number") {
+    const [base, id] = [v.vm_id_base, v.template_vm_id];
+    if ((id >= base && id < base + v.master_count) || (id >= base + 10 && id < base + 10 + v.worker_count)) {
+      problems.push(`template_vm_id = ${id} is also the id of a node (vm_id_base = ${base}: masters ${base}…, workers ${base + 10}…); give the template an id outside that range.`);
+    }
+  }
 
   // Nodes
   pattern("cluster_name", /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/, "lower-case letters, digits and dashes (a DNS label of up to 32 characters)");
@@ -270,10 +298,10 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
       endpoint: str("proxmox_endpoint"),
       insecure: v.proxmox_insecure as boolean,
       node: str("proxmox_node"),
-      templateVmId: num("template_vm_id"),
       datastore: str("datastore"),
       bridge: str("bridge"),
     },
+    template: { vmId: num("template_vm_id"), name: str("template_name"), image: templateImage, imageDatastore: str("template_image_datastore") },
     network: {
       nodeCidr: str("node_cidr"),
       prefixLength: nodeNet!.prefix,
@@ -313,6 +341,37 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
     masters: nodes("master", num("master_count"), addresses.masters, 0),
     workers: nodes("worker", num("worker_count"), addresses.workers, 10),
   };
+}
+
+/**
+ * `template_image`: a preset, "custom" (with URL and checksum) or "prebuilt". A null one would leave the template the
+ * VMs are cloned from undeclared — neither built by the template stack nor said to exist — so it is refused.
+ */
+function checkTemplateImage(v: Values, problems: string[]): TemplateImage | undefined {
+  const name = v.template_image;
+  const choices = [...Object.keys(TEMPLATE_IMAGE_PRESETS), "custom", "prebuilt"].map((c) => JSON.stringify(c)).join(", ");
+  const id = typeof v.template_vm_id === "number" ? v.template_vm_id : "<template_vm_id>";
+  if (name === null) {
+    problems.push(
+      `template_image = null: make apply clones template ${id}, but nothing declares it. Set template_image = "debian-12" (or another of ${choices}) ` +
+        `so that make template builds it, or "prebuilt" if you made template ${id} yourself.`,
+    );
+    return undefined;
+  }
+  if (typeof name !== "string") return undefined;
+  const custom = { url: v.template_image_url as string | null, checksum: v.template_image_checksum as string | null, diskGiB: v.template_disk_gib as number | null };
+  if (name === "prebuilt") {
+    for (const key of ["template_image_url", "template_image_checksum", "template_disk_gib"] as const) {
+      if (v[key] !== null) problems.push(`${key} is set, but template_image = "prebuilt": nothing builds the template; remove it, or set template_image = "custom".`);
+    }
+    return undefined;
+  }
+  if (!(name in TEMPLATE_IMAGE_PRESETS) && name !== "custom") {
+    const near = closest(name, [...Object.keys(TEMPLATE_IMAGE_PRESETS), "custom", "prebuilt"]);
+    problems.push(`template_image = ${JSON.stringify(name)}: not one of ${choices}.${near ? ` Did you mean "${near}"?` : ""}`);
+    return undefined;
+  }
+  return resolveTemplateImage(name, custom, problems);
 }
 
 /** Each app's toggle and the NodePorts it takes when enabled. */
@@ -356,8 +415,8 @@ function checkTypes(raw: Record<string, unknown>, problems: string[]): Values {
     const value = key in raw ? raw[key] : spec.default;
     if (value === undefined) {
       problems.push(`${key}: required, but not set. Add \`${key} = …\` (see terraform.tfvars.example).`);
-    } else if (value === null && spec.default === null) {
-      // an optional key left at null
+    } else if (value === null && (spec.default === null || spec.nullable)) {
+      // an optional key left at null, or one whose null the checks below explain
     } else if (!hasType(value, spec.type)) {
       problems.push(`${key} = ${JSON.stringify(value)}: must be a ${spec.type}.`);
       values[key] = undefined;

@@ -12,10 +12,12 @@ export interface KeySpec {
   readonly type: KeyType;
   /** The value used when the key is absent; `undefined` marks a required key. */
   readonly default?: string | number | boolean | readonly string[] | null;
+  /** `null` passes the type check though the default is not null: the loader says what it means. @default false */
+  readonly nullable?: boolean;
   /** One line for the README. */
   readonly description: string;
   /** The README groups keys under these headings, in this order. */
-  readonly group: "Proxmox" | "Nodes" | "Network" | "Access" | "K3s" | "Backups" | "Apps";
+  readonly group: "Proxmox" | "Template" | "Nodes" | "Network" | "Access" | "K3s" | "Backups" | "Apps";
 }
 
 export const CONFIG_SCHEMA = {
@@ -31,11 +33,6 @@ export const CONFIG_SCHEMA = {
     description: "Accept the Proxmox host's self-signed TLS certificate.",
   },
   proxmox_node: { type: "string", default: "pve", group: "Proxmox", description: "Proxmox node the VMs are created on." },
-  template_vm_id: {
-    type: "number",
-    group: "Proxmox",
-    description: "VM id of the cloud-init template every node is fully cloned from (README: \"On the Proxmox side\").",
-  },
   datastore: { type: "string", default: "local-lvm", group: "Proxmox", description: "Datastore for the VM disks and cloud-init drives." },
   bridge: { type: "string", default: "vmbr0", group: "Proxmox", description: "Proxmox bridge the VMs' virtio NIC is attached to." },
   vm_id_base: {
@@ -44,6 +41,45 @@ export const CONFIG_SCHEMA = {
     group: "Proxmox",
     description: "First VM id: masters get base+0…, workers base+10…. `null` lets Proxmox pick free ids.",
   },
+
+  template_vm_id: {
+    type: "number",
+    group: "Template",
+    description: "VM id of the cloud-init template every node is fully cloned from: the one `make template` builds, or yours (`template_image = \"prebuilt\"`).",
+  },
+  template_image: {
+    type: "string",
+    default: "debian-12",
+    nullable: true,
+    group: "Template",
+    description:
+      "What `make template` (and `make apply`, before the VMs) builds the template from: `\"debian-12\"` (genericcloud amd64) or `\"ubuntu-24.04\"` (cloudimg amd64), pinned with their published checksums in `versions.env`; `\"custom\"` with `template_image_url` and `template_image_checksum`; `\"prebuilt\"`: you made `template_vm_id` yourself (README: \"A template made by hand\") and nothing builds it.",
+  },
+  template_image_url: {
+    type: "string",
+    default: null,
+    group: "Template",
+    description: "With `template_image = \"custom\"`: http(s) URL of a qcow2, raw or vmdk cloud image (`.img` is saved as `.qcow2`) that the Proxmox node downloads, e.g. from a mirror on your LAN.",
+  },
+  template_image_checksum: {
+    type: "string",
+    default: null,
+    group: "Template",
+    description: "With `template_image = \"custom\"`: the image's published checksum as `<algorithm>:<hex>` (sha256, sha512, …); the download fails when the file does not match.",
+  },
+  template_disk_gib: {
+    type: "number",
+    default: null,
+    group: "Template",
+    description: "Size of the template's disk, GiB: at least the image's virtual size (Proxmox imports it at that size, then grows it to this). `null`: 3 for debian-12, 4 for ubuntu-24.04, 8 for a custom image.",
+  },
+  template_image_datastore: {
+    type: "string",
+    default: "local",
+    group: "Template",
+    description: "File storage the image is downloaded to, with the `import` content type enabled (Datacenter → Storage → Content: Import).",
+  },
+  template_name: { type: "string", default: "k3s-template", group: "Template", description: "Name of the template VM `make template` builds." },
 
   cluster_name: { type: "string", default: "k3s", group: "Nodes", description: "Name used for VM tags and the kubeconfig context." },
   master_count: { type: "number", default: 1, group: "Nodes", description: "Number of K3s servers (1, 3, 5 or 7: etcd needs an odd count)." },

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Sourced by e2e/run.sh after e2e/lib.sh. Checks take local functions, and commands in single quotes on purpose:
 # shellcheck disable=SC2016,SC2034,SC2329
-# The user's first run: make apply creates the VMs and writes the inventory, make diff settles, make provision
+# The user's first run: make apply creates the VMs (cloned from the template make template built, or builds it
+# first) and writes the inventory, make diff settles, make provision
 # installs the default way (the K3s release downloaded and checked against its sha256sum file — from a local mirror
 # laid out like K3s's releases) and changes nothing the second time. Then the hosts and the cluster are checked.
 
@@ -22,8 +23,12 @@ scenario_cluster() {
   check "every VM is a running host ($(running_hosts))" test "$(running_hosts)" -eq $((MASTERS + WORKERS))
   check "the inventory comes from that apply" grep -q "^k3s-worker-$WORKERS ansible_host=$PREFIX.$((10 + 10 + WORKERS - 1))" "$INVENTORY"
   cat "$INVENTORY"
+  check "every VM is a full clone of the template make template built" \
+    bash -c '[ "$(grep -c "POST /api2/json/nodes/pve/qemu/9000/clone 200" "$1")" -ge "$2" ] && [ "$(curl -sk -H "Authorization: PVEAPIToken=$3" "https://$4:8006/api2/json/nodes/pve/qemu/9000/config" | jq -r .data.description)" = "Cloud-init template built by k3s-proxmox (make template) from $5. make template-destroy removes it." ]' \
+    _ "$LAB_DIR/pve/state/pve-sim.log" $((MASTERS + WORKERS)) "$PROXMOX_VE_API_TOKEN" "$GATEWAY" "$IMAGE_URL"
   make_logged "$RUN/diff-1.log" diff
-  check "make diff right after: no changes (the refresh settles)" no_changes "$RUN/diff-1.log"
+  check "make diff right after: no changes in either stack, the template's and the VMs' (the refresh settles)" \
+    test "$(plain "$RUN/diff-1.log" | grep -c "No changes. Your infrastructure matches the configuration.")" -eq 2
   sim_stats="$LAB_DIR/pve/state/stats.json"
   echo "API calls so far by endpoint (calls / parameters checked against the PVE $LAB_PVE_VERSION schema / property-string keys checked / refused):"
   jq -r 'to_entries | sort_by(.key)[] | "  \(.key): \(.value.calls) / \(.value.parameters) / \(.value.keys) / \(.value.rejected)"' "$sim_stats"

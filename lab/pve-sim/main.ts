@@ -2,6 +2,7 @@
  * The Proxmox VE API simulator's command line (lab/lab.sh runs it; see README.md):
  *   main.ts init --dir DIR [options]   write DIR/config.json and DIR/token (both 0600) for a lab
  *   main.ts serve --config FILE        serve the API until SIGTERM
+ *   main.ts image --out FILE [--gib N] write an empty qcow2 of N GiB (default 3): a stand-in cloud image for make template
  */
 import { execFileSync } from "node:child_process";
 import * as crypto from "node:crypto";
@@ -12,6 +13,7 @@ import { TERRAFORM_ROLE_PRIVILEGES } from "../../constructs/proxmox-role";
 import { HostBackend, NoHostBackend } from "./backend";
 import { HostsBackend } from "./backend/hosts";
 import { Simulator, SimulatorOptions } from "./api/simulator";
+import { writeEmptyQcow2 } from "./model/image";
 import { PVE_VERSIONS, PveVersion } from "./schema";
 import { makeCertificate, PveApiServer, UserSpec } from "./server";
 
@@ -56,7 +58,7 @@ function hostNameservers(): string[] {
 
 /**
  * `init`: one node `pve` with the storages a default PVE install has (local-lvm for disks, local for files), the
- * bridge vmbr0, the template of `--template-id`, and the user terraform@pve whose token `k3s` holds exactly the
+ * bridge vmbr0, the template of `--template-id` (`none`: no template; make template builds one), and the user terraform@pve whose token `k3s` holds exactly the
  * privileges README.md lists for the simulated version. The node may hand out the machine's memory to VMs.
  */
 function init(opts: Record<string, string>): void {
@@ -90,7 +92,7 @@ function init(opts: Record<string, string>): void {
     ],
     bridges: ["vmbr0"],
     nameservers: hostNameservers(),
-    templates: [{ vmid: Number(opts["template-id"] ?? 9000), name: "debian12-cloud", storage: "local-lvm", bridge: "vmbr0", diskGiB: 2 }],
+    templates: opts["template-id"] === "none" ? [] : [{ vmid: Number(opts["template-id"] ?? 9000), name: "debian12-cloud", storage: "local-lvm", bridge: "vmbr0", diskGiB: 3 }],
     users: [{ userid: "terraform@pve", privileges: TERRAFORM_ROLE_PRIVILEGES[version === "8.4" ? "8" : "9"], tokens: [{ id: "k3s", secret, privsep: false }] }],
     backend,
   };
@@ -152,5 +154,8 @@ async function serve(file: string | undefined): Promise<void> {
 
 const [command, ...rest] = process.argv.slice(2);
 if (command === "init") init(options(rest));
-else if (command === "serve") void serve(options(rest).config).catch((error: unknown) => fail((error as Error).stack ?? String(error)));
-else fail("usage: main.ts init --dir DIR [--listen IP] [--port N] [--pve-version 8.4|9.1] [--backend hosts|none] [--agent] [--template-id N] [--node-memory-mib M] | main.ts serve --config FILE");
+else if (command === "image") {
+  const opts = options(rest);
+  writeEmptyQcow2(opts.out ?? fail("image: --out FILE is required"), Number(opts.gib ?? 3) * 1024 ** 3);
+} else if (command === "serve") void serve(options(rest).config).catch((error: unknown) => fail((error as Error).stack ?? String(error)));
+else fail("usage: main.ts init --dir DIR [--listen IP] [--port N] [--pve-version 8.4|9.1] [--backend hosts|none] [--agent] [--template-id N|none] [--node-memory-mib M] | main.ts serve --config FILE | main.ts image --out FILE [--gib N]");

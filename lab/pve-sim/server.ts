@@ -68,9 +68,14 @@ export const ROUTES: Readonly<Record<string, Handler>> = {
   "GET /nodes/{node}/qemu/{vmid}/agent/network-get-interfaces": (s, c) => s.agentNetwork(c),
   "GET /nodes/{node}/tasks/{upid}/status": (s, c) => s.taskStatus(c),
   "GET /nodes/{node}/tasks/{upid}/log": (s, c) => s.taskLog(c),
+  "DELETE /nodes/{node}/tasks/{upid}": (s, c) => s.taskStop(c),
   "GET /nodes/{node}/storage": (s, c) => s.storages(c),
   "GET /nodes/{node}/storage/{storage}/content": (s, c) => s.storageContent(c),
   "GET /nodes/{node}/storage/{storage}/content/{volume}": (s, c) => s.volumeInfo(c),
+  "DELETE /nodes/{node}/storage/{storage}/content/{volume}": (s, c) => s.deleteVolume(c),
+  "POST /nodes/{node}/storage/{storage}/download-url": (s, c) => s.downloadUrl(c),
+  "GET /nodes/{node}/query-url-metadata": (s, c) => s.queryUrlMetadata(c),
+  "POST /nodes/{node}/qemu": (s, c) => s.createVm(c),
 };
 
 /** Per endpoint: calls, parameters checked against the schema, property-string keys checked, 400s. */

@@ -63,10 +63,12 @@ describe("defaults", () => {
       endpoint: "https://192.168.1.2:8006/",
       insecure: false,
       node: "pve",
-      templateVmId: 9000,
       datastore: "local-lvm",
       bridge: "vmbr0",
     });
+    expect(config.template).toMatchObject({ vmId: 9000, name: "k3s-template", imageDatastore: "local", image: { name: "debian-12", checksumAlgorithm: "sha512" } });
+    expect(config.template.image!.fileName).toMatch(/^debian-12-genericcloud-amd64-[0-9-]+\.qcow2$/);
+    expect(config.template.image!.checksum).toMatch(/^[0-9a-f]{128}$/);
   });
 
   it("takes the API's virtual IP, required with several masters and optional with one; the API address follows it", () => {
@@ -150,6 +152,19 @@ describe("bad input: one message per problem, naming the key, the value and the 
     ["too little memory", { master_memory_mib: 512 }, /^master_memory_mib = 512: .*at least 1024 MiB/],
     ["a tiny disk", { worker_disk_gib: 2 }, /^worker_disk_gib = 2: .*at least 8 GiB/],
     ["a template id below 100", { template_vm_id: 7 }, /^template_vm_id = 7: must be a whole number from 100/],
+    ["a template no one declares", { template_image: null }, /^template_image = null: make apply clones template 9000, but nothing declares it\. Set template_image = "debian-12" .* or "prebuilt" if you made template 9000 yourself/],
+    ["an unknown template image", { template_image: "debian-13" }, /^template_image = "debian-13": not one of "debian-12", "ubuntu-24\.04", "custom", "prebuilt"\. Did you mean "debian-12"\?/],
+    ["a custom image without a URL", { template_image: "custom", template_image_checksum: `sha256:${"a".repeat(64)}` }, /^template_image = "custom" needs template_image_url/],
+    ["an image URL without a checksum", { template_image: "custom", template_image_url: "https://mirror.lan/debian.qcow2" }, /^template_image = "custom" needs template_image_checksum: an image is only downloaded with the checksum its publisher gives/],
+    ["an image that Proxmox cannot import", { template_image: "custom", template_image_url: "https://mirror.lan/debian.iso", template_image_checksum: `sha256:${"a".repeat(64)}` }, /^template_image_url = "https:\/\/mirror\.lan\/debian\.iso": must be an http\(s\) URL of an image file ending in \.qcow2, \.raw, \.vmdk or \.img/],
+    ["a checksum without its algorithm", { template_image: "custom", template_image_url: "https://mirror.lan/d.qcow2", template_image_checksum: "a".repeat(64) }, /^template_image_checksum = "a{64}": must be <algorithm>:<hex>/],
+    ["a checksum of the wrong length", { template_image: "custom", template_image_url: "https://mirror.lan/d.qcow2", template_image_checksum: `sha512:${"a".repeat(64)}` }, /^template_image_checksum = "sha512:a{64}": a sha512 checksum has 128 hex digits, this one 64/],
+    ["a checksum algorithm Proxmox does not verify", { template_image: "custom", template_image_url: "https://mirror.lan/d.qcow2", template_image_checksum: `crc32:${"a".repeat(8)}` }, /^template_image_checksum = "crc32:a{8}": the algorithm "crc32" is not one Proxmox verifies/],
+    ["an image URL beside a preset", { template_image_url: "https://mirror.lan/d.qcow2" }, /^template_image_url is set, but template_image = "debian-12": it is only read with template_image = "custom"/],
+    ["a checksum beside a prebuilt template", { template_image: "prebuilt", template_image_checksum: `sha256:${"a".repeat(64)}` }, /^template_image_checksum is set, but template_image = "prebuilt": nothing builds the template/],
+    ["a template id a node gets", { vm_id_base: 9000 }, /^template_vm_id = 9000 is also the id of a node \(vm_id_base = 9000: masters 9000…, workers 9010…\)/],
+    ["a template disk larger than the nodes'", { template_disk_gib: 40, worker_disk_gib: 32 }, /^template_disk_gib = 40 is larger than worker_disk_gib = 32: a clone's disk can only grow/],
+    ["a template name that is no DNS label", { template_name: "k3s template" }, /^template_name = "k3s template": must be a DNS label/],
     ["an endpoint that is no URL", { proxmox_endpoint: "pve.lan:8006" }, /^proxmox_endpoint = "pve\.lan:8006": must be an http\(s\) URL/],
     ["a malformed node CIDR", { node_cidr: "192.168.1.0/33" }, /^node_cidr = "192\.168\.1\.0\/33": not an IPv4 network/],
     ["a CIDR with host bits", { pod_cidr: "10.42.0.1/16" }, /^pod_cidr = "10\.42\.0\.1\/16": not an IPv4 network .* no host bits/],
@@ -197,6 +212,21 @@ describe("bad input: one message per problem, naming the key, the value and the 
     expect(found.some((p) => expected.test(p)), `problems were:\n${found.join("\n")}`).toBe(true);
   });
 
+  it("builds a template from a custom image, a .img saved as .qcow2, or none for a prebuilt one", () => {
+    const checksum = `sha256:${"AB".repeat(32)}`;
+    const custom = build({ template_image: "custom", template_image_url: "http://mirror.lan/images/noble-server-cloudimg-amd64.img", template_image_checksum: checksum });
+    expect(custom.template.image).toEqual({
+      name: "custom",
+      url: "http://mirror.lan/images/noble-server-cloudimg-amd64.img",
+      fileName: "noble-server-cloudimg-amd64.qcow2",
+      checksumAlgorithm: "sha256",
+      checksum: "ab".repeat(32),
+      diskGiB: 8,
+    });
+    expect(build({ template_image: "ubuntu-24.04" }).template.image).toMatchObject({ fileName: "ubuntu-24.04-server-cloudimg-amd64.qcow2", checksumAlgorithm: "sha256", diskGiB: 4 });
+    expect(build({ template_image: "prebuilt" }).template.image).toBeUndefined();
+  });
+
   it("lets a disabled app keep a NodePort another app uses", () => {
     expect(build({ whoami_enabled: false, uptime_kuma_node_port: 30081 }).apps.uptimeKuma.nodePort).toBe(30081);
   });
@@ -224,7 +254,7 @@ describe("loadConfigFile", () => {
     const config = await loadConfigFile(file);
     expect(config.workers).toHaveLength(3);
     expect(config.network.dnsServers).toEqual(["1.1.1.1", "9.9.9.9"]);
-    expect(config.proxmox.templateVmId).toBe(9001);
+    expect(config.template.vmId).toBe(9001);
   });
 
   it("points at the example when terraform.tfvars is missing", async () => {

@@ -3,27 +3,27 @@
  * and JSON types, to the calls the bpg provider makes — and to the ones PVE refuses.
  */
 import { execFileSync } from "node:child_process";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NoHostBackend } from "../../../lab/pve-sim/backend";
 import { Simulator } from "../../../lab/pve-sim/api/simulator";
+import { writeEmptyQcow2 } from "../../../lab/pve-sim/model/image";
 import { loadSchema, ParamSchema, PveVersion } from "../../../lab/pve-sim/schema";
 import { makeCertificate, PveApiServer, UserSpec } from "../../../lab/pve-sim/server";
+import { TERRAFORM_ROLE_PRIVILEGES } from "../../../constructs/proxmox-role";
 import { tempDir } from "../../helpers";
 
 const SECRET = "11111111-2222-3333-4444-555555555555";
 const TOKEN = `terraform@pve!k3s=${SECRET}`;
 const scratch = tempDir("pve-sim-test-");
 
-/** The README's role, per version. */
-const ROLE = (version: PveVersion) => [
-  ...["VM.Allocate", "VM.Clone", "VM.Config.CDROM", "VM.Config.CPU", "VM.Config.Cloudinit", "VM.Config.Disk", "VM.Config.HWType", "VM.Config.Memory"],
-  ...["VM.Config.Network", "VM.Config.Options", "VM.Audit", "VM.PowerMgmt", "Datastore.AllocateSpace", "Datastore.Audit", "SDN.Use", "Sys.Audit"],
-  version === "8.4" ? "VM.Monitor" : "VM.GuestAgent.Audit",
-];
+/** The README's role, per version (a test keeps the README's lines equal to it). */
+const ROLE = (version: PveVersion) => [...TERRAFORM_ROLE_PRIVILEGES[version === "8.4" ? "8" : "9"]];
 
 interface Answer {
   status: number;
@@ -39,7 +39,10 @@ async function start(version: PveVersion, users: UserSpec[], backend = new NoHos
     stateDir,
     nodeMemoryMiB: 8192,
     nodeCpus: 2,
-    storages: [{ id: "local-lvm", type: "lvmthin", content: ["images", "rootdir"], totalGiB: 100 }],
+    storages: [
+      { id: "local-lvm", type: "lvmthin", content: ["images", "rootdir"], totalGiB: 100 },
+      { id: "local", type: "dir", content: ["iso", "vztmpl", "import"], totalGiB: 100 },
+    ],
     bridges: ["vmbr0"],
     dns: { nameservers: ["10.0.0.53"], searchdomains: [] },
     templates: [{ vmid: 9000, name: "debian12-cloud", storage: "local-lvm", bridge: "vmbr0", diskGiB: 2 }],
@@ -245,6 +248,175 @@ describe("privileges", () => {
         reason: "Permission check failed (/vms/9000, VM.GuestAgent.Audit|VM.GuestAgent.Unrestricted)",
       });
       expect((await limited.call("GET", "/nodes/pve/qemu/9000/config", {}, as)).status).toBe(200);
+    } finally {
+      limited.server.close();
+    }
+  });
+});
+
+/** An HTTP server with the files of `dir` (GET and HEAD), as the e2e's mirror serves the stand-in cloud image. */
+async function fileServer(dir: string) {
+  const server = http.createServer((req, res) => {
+    const file = path.join(dir, path.basename(decodeURIComponent(req.url ?? "/")));
+    if (!fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": fs.statSync(file).size });
+    if (req.method === "HEAD") res.end();
+    else fs.createReadStream(file).pipe(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, url: (name: string) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/${name}` };
+}
+
+const sha256 = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+
+describe.each(["8.4", "9.1"] as const)("PVE %s: a template from a downloaded cloud image, as the provider builds it", (version) => {
+  let sim: Awaited<ReturnType<typeof start>>;
+  let files: Awaited<ReturnType<typeof fileServer>>;
+  const dir = fs.mkdtempSync(path.join(scratch(), "images-"));
+  const image = path.join(dir, "cloud.qcow2");
+  beforeAll(async () => {
+    writeEmptyQcow2(image, 3 * 1024 ** 3);
+    fs.writeFileSync(path.join(dir, "not-an-image.qcow2"), "hello\n");
+    fs.writeFileSync(path.join(dir, "tampered.qcow2"), Buffer.concat([fs.readFileSync(image), Buffer.from("x")]));
+    files = await fileServer(dir);
+    sim = await start(version, [user(version)]);
+  });
+  afterAll(() => {
+    sim.server.close();
+    files.server.close();
+  });
+  const downloadParams = (file: string, extra: Record<string, string> = {}) => ({ content: "import", filename: file, url: files.url(file), "verify-certificates": "1", ...extra });
+  const taskLog = async (upid: unknown) => ((await sim.call("GET", `/nodes/pve/tasks/${encodeURIComponent(String(upid))}/log`)).body?.data as { t: string }[]).map((l) => l.t);
+
+  it("answers query-url-metadata from a HEAD of the URL", async () => {
+    const answer = await sim.call("GET", "/nodes/pve/query-url-metadata", { url: files.url("cloud.qcow2"), "verify-certificates": "1" });
+    expect(answer.body?.data).toEqual({ filename: "cloud.qcow2", size: 262144, mimetype: "application/octet-stream" });
+    expect(conforms(answer.body?.data, loadSchema(version).endpoints["GET /nodes/{node}/query-url-metadata"].returns)).toEqual([]);
+    expect(await sim.call("GET", "/nodes/pve/query-url-metadata", { url: files.url("missing.qcow2") })).toMatchObject({ status: 500, reason: "invalid server response: '404 Not Found'" });
+  });
+
+  it("downloads to the import content, verifying the checksum, in a task named after the file", async () => {
+    const started = await sim.call("POST", "/nodes/pve/storage/local/download-url", downloadParams("cloud.qcow2", { checksum: sha256(image).toUpperCase(), "checksum-algorithm": "sha256" }));
+    expect(String(started.body?.data)).toMatch(/^UPID:pve:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:download:cloud\.qcow2:terraform@pve!k3s:$/);
+    expect(await sim.wait(started.body?.data)).toMatchObject({ exitstatus: "OK" });
+    expect(await taskLog(started.body?.data)).toEqual([
+      `downloading ${files.url("cloud.qcow2")} to /var/lib/vz/import/cloud.qcow2`,
+      "calculating checksum...OK, checksum verified",
+      `download of '${files.url("cloud.qcow2")}' to '/var/lib/vz/import/cloud.qcow2' finished`,
+      "TASK OK",
+    ]);
+    const content = (await sim.call("GET", "/nodes/pve/storage/local/content")).body?.data;
+    expect(content).toEqual([expect.objectContaining({ volid: "local:import/cloud.qcow2", content: "import", format: "qcow2", size: 262144 })]);
+    expect(content).toEqual([expect.not.objectContaining({ vmid: expect.anything() })]);
+    const info = await sim.call("GET", "/nodes/pve/storage/local/content/local:import%2Fcloud.qcow2");
+    expect(info.body?.data).toMatchObject({ path: "/var/lib/vz/import/cloud.qcow2", format: "qcow2", size: 3 * 1024 ** 3 });
+
+    const again = await sim.call("POST", "/nodes/pve/storage/local/download-url", downloadParams("cloud.qcow2", { checksum: sha256(image), "checksum-algorithm": "sha256" }));
+    expect(await sim.wait(again.body?.data)).toMatchObject({ exitstatus: "OK" });
+    expect(await taskLog(again.body?.data)).toContain("OK, got correct file already, no need to download");
+    const unchecked = await sim.call("POST", "/nodes/pve/storage/local/download-url", downloadParams("cloud.qcow2"));
+    expect(await sim.wait(unchecked.body?.data)).toMatchObject({ exitstatus: "refusing to override existing file '/var/lib/vz/import/cloud.qcow2'" });
+  });
+
+  it("fails the task on a checksum mismatch and an image that is not one, leaving no file", async () => {
+    const tampered = await sim.call("POST", "/nodes/pve/storage/local/download-url", downloadParams("tampered.qcow2", { checksum: sha256(image), "checksum-algorithm": "sha256" }));
+    expect(await sim.wait(tampered.body?.data)).toMatchObject({ exitstatus: `checksum mismatch: got '${sha256(path.join(dir, "tampered.qcow2"))}' != expect '${sha256(image)}'` });
+    const bogus = await sim.call("POST", "/nodes/pve/storage/local/download-url", downloadParams("not-an-image.qcow2"));
+    expect(await sim.wait(bogus.body?.data)).toMatchObject({ exitstatus: expect.stringMatching(/^failed to verify file: qemu-img: Could not open '.*': Image is not in qcow2 format$/) });
+    const missing = await sim.call("POST", "/nodes/pve/storage/local/download-url", downloadParams("missing.qcow2"));
+    expect(await sim.wait(missing.body?.data)).toMatchObject({ exitstatus: "download failed: 404 Not Found" });
+    const volids = ((await sim.call("GET", "/nodes/pve/storage/local/content")).body?.data as { volid: string }[]).map((v) => v.volid);
+    expect(volids).toEqual(["local:import/cloud.qcow2"]);
+    expect(fs.readdirSync(path.join(sim.sim.options.stateDir, "storage", "local", "import"))).toEqual(["cloud.qcow2"]);
+  });
+
+  it("refuses downloads PVE refuses before the task", async () => {
+    expect(await sim.call("POST", "/nodes/pve/storage/local-lvm/download-url", downloadParams("cloud.qcow2"))).toMatchObject({ status: 500, reason: "can't upload to storage type 'lvmthin', not a file based storage!" });
+    expect(await sim.call("POST", "/nodes/pve/storage/local/download-url", downloadParams("cloud.img"))).toMatchObject({ status: 400, body: { errors: { filename: "invalid filename or wrong extension" } } });
+    expect(await sim.call("POST", "/nodes/pve/storage/local/download-url", { ...downloadParams("cloud.qcow2"), content: "backup" })).toMatchObject({ status: 400, body: { errors: { content: expect.stringContaining("does not have a value in the enumeration") } } });
+    expect(await sim.call("POST", "/nodes/pve/storage/local/download-url", downloadParams("cloud.qcow2", { checksum: "00" }))).toMatchObject({ status: 400 });
+  });
+
+  it("creates a template with the image imported on scsi0, as bpg's create body has it, and clones it", async () => {
+    const created = await sim.call("POST", "/nodes/pve/qemu", {
+      acpi: "1",
+      agent: "enabled=1,fstrim_cloned_disks=0,type=virtio",
+      balloon: "0",
+      bios: "seabios",
+      boot: "order=scsi0;net0",
+      cores: "2",
+      cpu: "cputype=host",
+      cpuunits: "1024",
+      ide2: "file=local-lvm:cloudinit,media=cdrom,",
+      keyboard: "en-us",
+      memory: "2048",
+      name: "k3s-template",
+      net0: "model=virtio,bridge=vmbr0,firewall=0",
+      numa: "0",
+      onboot: "0",
+      ostype: "l26",
+      protection: "0",
+      scsi0: "file=local-lvm:0,import-from=local:import/cloud.qcow2,size=3221225472,aio=io_uring,backup=1,iothread=1,ssd=0,discard=on,cache=none,replicate=1",
+      scsihw: "virtio-scsi-single",
+      serial0: "socket",
+      sockets: "1",
+      tablet: "1",
+      template: "1",
+      vga: "memory=16,type=serial0",
+      vmid: "9100",
+    });
+    expect(String(created.body?.data)).toMatch(/:qmcreate:9100:terraform@pve!k3s:$/);
+    expect(await sim.wait(created.body?.data)).toMatchObject({ exitstatus: "OK" });
+    const resize = await sim.call("PUT", "/nodes/pve/qemu/9100/resize", { disk: "scsi0", size: "3221225472" });
+    expect(await sim.wait(resize.body?.data)).toMatchObject({ exitstatus: "OK" });
+    const config = (await sim.call("GET", "/nodes/pve/qemu/9100/config")).body?.data as Record<string, unknown>;
+    expect(config).toMatchObject({ template: 1, scsihw: "virtio-scsi-single", serial0: "socket", ide2: "local-lvm:vm-9100-cloudinit,media=cdrom", agent: "enabled=1,fstrim_cloned_disks=0,type=virtio" });
+    expect(config.scsi0).toBe("local-lvm:vm-9100-disk-0,aio=io_uring,backup=1,cache=none,discard=on,iothread=1,replicate=1,size=3G,ssd=0");
+    expect(config.net0).toMatch(/^virtio=BC:24:11:[0-9A-F:]{8},bridge=vmbr0,firewall=0$/);
+    expect(config.smbios1).toMatch(/^uuid=[0-9a-f-]{36}$/);
+    expect(((await sim.call("GET", "/nodes/pve/qemu")).body?.data as { vmid: number; template?: number }[]).find((v) => v.vmid === 9100)).toMatchObject({ template: 1 });
+
+    const clone = await sim.call("POST", "/nodes/pve/qemu/9100/clone", { newid: "120", full: "1", name: "k3s-master-1", storage: "local-lvm" });
+    expect(await sim.wait(clone.body?.data)).toMatchObject({ exitstatus: "OK" });
+    expect(((await sim.call("GET", "/nodes/pve/qemu/120/config")).body?.data as Record<string, unknown>).scsi0).toMatch(/^local-lvm:vm-120-disk-0,.*size=3G/);
+  });
+
+  it("refuses creations PVE refuses", async () => {
+    const base = { vmid: "9101", scsi0: "file=local-lvm:0,import-from=local:import/cloud.qcow2" };
+    expect(await sim.call("POST", "/nodes/pve/qemu", { ...base, vmid: "9100" })).toMatchObject({ status: 500, reason: "unable to create VM 9100 - VM 9100 already exists on node 'pve'" });
+    expect(await sim.call("POST", "/nodes/pve/qemu", { ...base, scsi0: "file=local-lvm:4,import-from=local:import/cloud.qcow2" })).toMatchObject({
+      status: 400,
+      body: { errors: { scsi0: "'import-from' requires special syntax - use <storage ID>:0,import-from=<source>" } },
+    });
+    expect(await sim.call("POST", "/nodes/pve/qemu", { ...base, scsi0: "file=local-lvm:0,import-from=/root/cloud.qcow2" })).toMatchObject({ status: 500, reason: expect.stringMatching(/^Only root can pass arbitrary filesystem paths\. at /) });
+    expect(await sim.call("POST", "/nodes/pve/qemu", { ...base, scsi0: "file=local-lvm:0,import-from=local:import/gone.qcow2" })).toMatchObject({ status: 500, reason: "volume 'local:import/gone.qcow2' does not exist" });
+    expect(sim.sim.state.vms.has(9101)).toBe(false);
+  });
+
+  it("deletes the image the way the provider does: DELETE of the escaped volume id, a task imgdel", async () => {
+    const del = await sim.call("DELETE", "/nodes/pve/storage/local/content/local:import%2Fcloud.qcow2");
+    expect(String(del.body?.data)).toMatch(/:imgdel:local:terraform@pve!k3s:$/);
+    expect(await sim.wait(del.body?.data)).toMatchObject({ exitstatus: "OK" });
+    expect((await sim.call("GET", "/nodes/pve/storage/local/content")).body?.data).toEqual([]);
+    const gone = await sim.call("DELETE", "/nodes/pve/storage/local/content/local:import%2Fcloud.qcow2");
+    expect(await sim.wait(gone.body?.data)).toMatchObject({ exitstatus: "WARNINGS: 1" });
+    expect(await sim.call("DELETE", "/nodes/pve/storage/local/content/other:import%2Fcloud.qcow2")).toMatchObject({ status: 400, body: { errors: { volume: "storage ID mismatch (other != local)" } } });
+  });
+
+  it("needs the template privileges the README lists", async () => {
+    const limited = await start(version, [user(version, { userid: "cloner@pve", privileges: ROLE(version).filter((p) => !["Datastore.AllocateTemplate", "Datastore.Allocate"].includes(p)) })]);
+    try {
+      expect(await limited.call("POST", "/nodes/pve/storage/local/download-url", downloadParams("cloud.qcow2"), { Authorization: `PVEAPIToken=cloner@pve!k3s=${SECRET}` })).toMatchObject({
+        status: 403,
+        reason: "Permission check failed (/storage/local, Datastore.AllocateTemplate)",
+      });
+      expect(await limited.call("DELETE", "/nodes/pve/storage/local/content/local:import%2Fcloud.qcow2", {}, { Authorization: `PVEAPIToken=cloner@pve!k3s=${SECRET}` })).toMatchObject({
+        status: 403,
+        reason: "Permission check failed (/storage/local, Datastore.Allocate)",
+      });
     } finally {
       limited.server.close();
     }

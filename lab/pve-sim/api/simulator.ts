@@ -5,10 +5,13 @@
  */
 import * as crypto from "node:crypto";
 import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import type { AgentInterface, HostBackend } from "../backend";
 import { loadSchema, ParamSchema, PveSchema, PveVersion } from "../schema";
 import { formatSize, parseBoolean, parsePropertyString, parseSize, printPropertyString, PropertyFormat } from "../schema/property-string";
 import { nocloudSeed, DnsDefaults } from "../model/cloudinit";
+import { download, fileDigest, formatOf, head, virtualSize } from "../model/image";
 import { PROPERTY_FORMATS } from "../schema/formats";
 import { ConfigValue, State, StorageConfig, Task, Vm, VmConfig, Volume } from "../model/state";
 import { ApiError, dieError, noConfig, paramError } from "./errors";
@@ -66,6 +69,13 @@ function randomMac(): string {
   bytes[0] = (bytes[0] & 0xfe) | 0x02;
   const mac = [...bytes].map((b) => b.toString(16).toUpperCase().padStart(2, "0")).join(":");
   return MAC_PREFIX + mac.slice(MAC_PREFIX.length);
+}
+
+/** Thrown by a task's work to end it `WARNINGS: n` rather than `OK` (RESTEnvironment.pm counts the warnings it logged). */
+class TaskWarnings extends Error {
+  constructor(readonly count: number) {
+    super(`${count} warning(s)`);
+  }
 }
 
 const hex8 = (n: number) => (n >>> 0).toString(16).toUpperCase().padStart(8, "0");
@@ -197,6 +207,14 @@ export class Simulator {
         task.exitstatus = "OK";
         log("TASK OK");
       } catch (error) {
+        if (error instanceof TaskWarnings) {
+          task.exitstatus = `WARNINGS: ${error.count}`;
+          log(`TASK WARNINGS: ${error.count}`);
+          task.status = "stopped";
+          task.endtime = now();
+          this.state.save();
+          return;
+        }
         const message = (error instanceof ApiError ? error.message : (error as Error).message).replace(/\n$/, "");
         task.exitstatus = message;
         log(`TASK ERROR: ${message}`);
@@ -321,7 +339,7 @@ export class Simulator {
     const storage = this.storage(call.params.storage);
     return [...this.state.volumes.values()]
       .filter((v) => v.storage === storage.id && (!call.params.content || v.content === call.params.content) && (!call.params.vmid || v.vmid === Number(call.params.vmid)))
-      .map((v) => ({ volid: v.volid, format: v.format, size: v.size, used: v.size, vmid: v.vmid, content: v.content, ctime: this.bootTime }));
+      .map((v) => ({ volid: v.volid, format: v.format, size: v.size, used: v.size, ...(v.vmid !== undefined ? { vmid: v.vmid } : {}), content: v.content, ctime: this.bootTime }));
   }
 
   /** GET .../content/{volume}: the volume's attributes (pve-storage API2/Storage/Content.pm info). */
@@ -332,9 +350,135 @@ export class Simulator {
     const volume = this.state.volumes.get(volid);
     if (!volume) throw dieError(`volume '${volid}' does not exist`);
     requirePrivileges(call.principal, `/storage/${storage.id}`, ["Datastore.Audit", "Datastore.AllocateSpace"], true);
-    const name = volid.split(":")[1];
-    const file = storage.type === "lvmthin" ? `/dev/pve/${name}` : `/var/lib/vz/${volume.content === "images" ? `images/${volume.vmid}` : volume.content}/${name}`;
-    return { path: file, format: volume.format, size: volume.size, used: volume.size, notes: "" };
+    return { path: this.volumePath(volume), format: volume.format, size: volume.virtualSize ?? volume.size, used: volume.size, notes: "" };
+  }
+
+  /** Where PVE keeps a volume: an LV, `images/<vmid>/` or the content's folder of the dir storage (pve-storage Plugin.pm get_subdir). */
+  private volumePath(volume: Volume): string {
+    const name = volume.volid.split(":")[1];
+    if (this.storage(volume.storage).type === "lvmthin") return `/dev/pve/${name}`;
+    if (volume.content === "images") return `/var/lib/vz/images/${volume.vmid}/${name}`;
+    return `/var/lib/vz/${volume.content === "iso" || volume.content === "vztmpl" ? "template/" : ""}${name}`;
+  }
+
+  /** GET query-url-metadata (pve-manager API2/Nodes.pm): a HEAD of the URL; filename, size and type from its headers. */
+  async queryUrlMetadata(call: Call): Promise<Json> {
+    this.checkNode(call.params.node);
+    const { url } = call.params;
+    let answer: Awaited<ReturnType<typeof head>>;
+    try {
+      answer = await head(url, parseBoolean(call.params["verify-certificates"] ?? "1") !== 0);
+    } catch (error) {
+      throw dieError(`invalid server response: '500 Can't connect to ${new URL(url).host} (${(error as Error).message})'`);
+    }
+    if (answer.status !== 200) throw dieError(`invalid server response: '${answer.status} ${answer.statusText}'`);
+    this.log(`query-url-metadata: HEAD ${url} -> ${answer.status} (a real request from the simulator)`);
+    const disposition = /filename="?([^";]+)"?/.exec(String(answer.headers["content-disposition"] ?? ""))?.[1];
+    const filename = disposition ?? decodeURIComponent(new URL(url).pathname.split("/").pop() ?? "");
+    const size = answer.headers["content-length"];
+    const mimetype = answer.headers["content-type"]?.split(";")[0].trim();
+    return { ...(filename ? { filename } : {}), ...(size !== undefined ? { size: Number(size) } : {}), ...(mimetype ? { mimetype } : {}) };
+  }
+
+  /**
+   * POST download-url (pve-storage API2/Storage/Status.pm download_url): the checks before the task, then a task
+   * `download:<filename>` that fetches the URL for real (pve-common Tools.pm download_file_from_url), verifies the
+   * checksum, checks the image and renames it into place. No partial file is left when it fails.
+   */
+  downloadUrl(call: Call): Json {
+    this.checkNode(call.params.node);
+    const { params } = call;
+    const storage = this.storage(params.storage);
+    if (storage.type !== "dir") throw dieError(`can't upload to storage type '${storage.type}', not a file based storage!`);
+    if (!storage.content.includes(params.content)) throw dieError(`storage '${storage.id}' is not configured for content-type '${params.content}'`);
+    const filename = params.filename.replace(/^.*[/\\]/, "").replace(/[^a-zA-Z0-9_.-]/g, "_");
+    if (params.content === "iso" && !/\.(?:iso|img)/i.test(filename)) throw paramError({ filename: "wrong file extension" });
+    if (params.content === "vztmpl" && !/\.tar\.(gz|xz|zst|bz2)$/i.test(filename)) throw paramError({ filename: "wrong file extension" });
+    const format = formatOf(filename);
+    if (params.content === "import" && (!format || !/^[A-Za-z0-9_.+-]+\.(ova|qcow2|raw|vmdk)$/.test(filename))) throw paramError({ filename: "invalid filename or wrong extension" });
+    const subdir = params.content === "import" ? "import" : params.content;
+    const volid = `${storage.id}:${subdir}/${filename}`;
+    const shown = `/var/lib/vz/${params.content === "import" ? "" : "template/"}${subdir}/${filename}`;
+    const dir = path.join(this.options.stateDir, "storage", storage.id, subdir);
+    const file = path.join(dir, filename);
+    const verify = parseBoolean(params["verify-certificates"] ?? "1") !== 0;
+    const algorithm = params["checksum-algorithm"];
+    const expected = params.checksum?.toLowerCase();
+    return this.task(call, "download", filename, async (log) => {
+      if (params.compression !== undefined && params.content !== "iso") throw new Error(`decompression not supported for ${params.content}`);
+      log(`downloading ${params.url} to ${shown}`);
+      if (fs.existsSync(file)) {
+        if (!expected) throw new Error(`refusing to override existing file '${shown}'`);
+        log("calculating checksum of existing file...");
+        const got = await fileDigest(file, algorithm);
+        if (got !== expected) throw new Error(`checksum mismatch: got '${got}' != expect '${expected}', aborting`);
+        log("OK, got correct file already, no need to download");
+        return;
+      }
+      fs.mkdirSync(dir, { recursive: true });
+      const tmp = `${file}.tmp_dwnl.${process.pid}`;
+      try {
+        const bytes = await download(params.url, tmp, verify, log);
+        this.log(`download-url: GET ${params.url} -> ${bytes} bytes into ${volid} (a real download by the simulator, kept in its state folder)`);
+        if (expected) {
+          const got = await fileDigest(tmp, algorithm);
+          if (got !== expected) {
+            log("calculating checksum...");
+            log("");
+            throw new Error(`checksum mismatch: got '${got}' != expect '${expected}'`);
+          }
+          log("calculating checksum...OK, checksum verified");
+        }
+        let size: number | undefined;
+        if (format) {
+          try {
+            size = virtualSize(tmp, format);
+          } catch (error) {
+            throw new Error(`failed to verify file: ${(error as Error).message}`);
+          }
+        }
+        fs.renameSync(tmp, file);
+        this.state.volumes.set(volid, { volid, storage: storage.id, size: bytes, format: format ?? "raw", content: params.content, file, ...(size !== undefined ? { virtualSize: size } : {}) });
+        this.state.save();
+        log(`download of '${params.url}' to '${shown}' finished`);
+      } finally {
+        fs.rmSync(tmp, { force: true });
+      }
+    });
+  }
+
+  /**
+   * DELETE .../content/{volume} (pve-storage API2/Storage/Content.pm delete): a file such as an import image needs
+   * Datastore.Allocate on the storage; the work is a task `imgdel`. A missing file is a warning, not an error.
+   */
+  async deleteVolume(call: Call): Promise<Json> {
+    this.checkNode(call.params.node);
+    const storage = this.storage(call.params.storage);
+    const given = call.params.volume;
+    const [store, name] = given.includes(":") ? [given.slice(0, given.indexOf(":")), given.slice(given.indexOf(":") + 1)] : [storage.id, given];
+    if (store !== storage.id) throw paramError({ volume: `storage ID mismatch (${store} != ${storage.id})` });
+    const volid = `${store}:${name}`;
+    const volume = this.state.volumes.get(volid);
+    if (volume && volume.content === "images") throw dieError(`volume '${volid}' belongs to VM ${volume.vmid}: the simulator only deletes files (not modelled)`);
+    requirePrivileges(call.principal, `/storage/${storage.id}`, ["Datastore.Allocate"]);
+    const task = this.task(call, "imgdel", storage.id, async (log) => {
+      if (!volume) {
+        log(`WARN: disk image '/var/lib/vz/${name}' does not exist`);
+        throw new TaskWarnings(1);
+      }
+      if (volume.file) fs.rmSync(volume.file, { force: true });
+      this.state.volumes.delete(volid);
+      this.state.save();
+      log(`Removed volume '${volid}'`);
+    });
+    const delay = call.params.delay !== undefined ? Number(call.params.delay) : 0;
+    if (delay === 0) return task;
+    const deadline = Date.now() + delay * 1000;
+    const t = this.state.tasks.get(task)!;
+    while (t.status === "running" && Date.now() < deadline) await sleep(100);
+    if (t.status === "running") return task;
+    if (t.exitstatus !== "OK") throw dieError(t.exitstatus ?? "unknown error");
+    return null;
   }
 
   // --- qemu: list, config -------------------------------------------------------------------------------------
@@ -554,6 +698,107 @@ export class Simulator {
         throw dieError("SSH public key validation error");
       }
     }
+  }
+
+  // --- create ---------------------------------------------------------------------------------------------------
+  /**
+   * POST /nodes/{node}/qemu (create_vm): the checks of the method in its order, then a task `qmcreate` that makes
+   * the disks — `<storage>:<GiB>` allocated, `<storage>:cloudinit`, `<storage>:0,import-from=<volume>` copied from
+   * the source at its virtual size (clone_disk) — and writes the configuration. `template=1` is stored as given:
+   * imported disks stay `vm-<id>-disk-<n>` (only newly allocated ones become base volumes).
+   */
+  createVm(call: Call): Json {
+    const { params } = call;
+    this.checkNode(params.node);
+    const vmid = Number(params.vmid);
+    if (params.archive !== undefined) throw dieError("restoring a backup is not modelled by the simulator");
+    if (params.storage !== undefined) requirePrivileges(call.principal, `/storage/${params.storage}`, ["Datastore.AllocateSpace"]);
+    requirePrivileges(call.principal, params.pool !== undefined ? `/pool/${params.pool}` : `/vms/${vmid}`, ["VM.Allocate"]);
+    const known = this.schema.endpoints["PUT /nodes/{node}/qemu/{vmid}/config"].parameters;
+    const skip = new Set(["node", "vmid", "storage", "pool", "start", "unique", "force", "bwlimit", "live-restore", "import-working-storage", "archive"]);
+    const keys = Object.keys(params).filter((k) => !skip.has(k));
+    const drives = keys.filter((k) => /^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$/.test(k));
+    // $check_storage_access: the source of an import, the target storage of a new disk.
+    for (const key of drives) {
+      const drive = this.parseDrive(key, params[key]);
+      const source = drive["import-from"];
+      if (source !== undefined) {
+        if (source.startsWith("/")) throw dieError(`Only root can pass arbitrary filesystem paths. at /usr/share/perl5/PVE/Storage.pm line ${this.options.pveVersion === "8.4" ? 581 : 651}.`);
+        const volume = this.state.volumes.get(source);
+        const sourceStorage = source.split(":")[0];
+        this.storage(sourceStorage);
+        if (!volume) throw dieError(`volume '${source}' does not exist`);
+        if (volume.content !== "images" && volume.content !== "import") throw paramError({ [key]: `${source} has wrong type '${volume.content}' - needs to be 'images' or 'import'` });
+        if (volume.vmid !== undefined) requirePrivileges(call.principal, `/vms/${volume.vmid}`, ["VM.Clone"]);
+        else if (!call.principal.privileges.has("Datastore.Allocate")) requirePrivileges(call.principal, `/storage/${sourceStorage}`, ["Datastore.AllocateSpace", "Datastore.Audit"], true);
+      }
+      const target = /^([^/:\s]+):/.exec(drive.file)?.[1];
+      if (target && /^[^/:\s]+:\d+(\.\d+)?$/.test(drive.file)) {
+        const storage = this.storage(target);
+        requirePrivileges(call.principal, `/storage/${target}`, ["Datastore.AllocateSpace"]);
+        if (!storage.content.includes("images")) throw paramError({ storage: `storage '${target}' does not support vm images` });
+      }
+    }
+    const placeholder: Vm = { vmid, config: {}, pending: {}, pendingDelete: [], status: "stopped" };
+    for (const key of keys) this.checkKeyPrivileges(call, placeholder, key, params[key]);
+    if (params.sshkeys !== undefined) this.validateSshKeys(params.sshkeys);
+    // $check_drive_param: an import needs the new-disk syntax with size 0.
+    for (const key of drives) {
+      const drive = this.parseDrive(key, params[key]);
+      if (drive["import-from"] !== undefined && !/^[^/:\s]+:0$/.test(drive.file)) {
+        throw paramError({ [key]: "'import-from' requires special syntax - use <storage ID>:0,import-from=<source>" });
+      }
+    }
+    if (this.state.vms.has(vmid)) throw dieError(`unable to create VM ${vmid} - VM ${vmid} already exists on node '${this.node}'`);
+
+    const vm: Vm = { vmid, config: {}, pending: {}, pendingDelete: [], status: "stopped", lock: "create" };
+    this.state.vms.set(vmid, vm);
+    this.state.save();
+    return this.task(call, "qmcreate", String(vmid), async (log) => {
+      try {
+        const config: VmConfig = {};
+        for (const key of keys.filter((k) => !drives.includes(k))) config[key] = this.storedValue(vm, key, params[key], known);
+        for (const key of drives) {
+          const drive = this.parseDrive(key, params[key]);
+          const source = drive["import-from"];
+          if (source === undefined) {
+            config[key] = this.storeDrive(vm, key, params[key]);
+            continue;
+          }
+          const from = this.state.volumes.get(source);
+          if (!from) throw new Error(`unable to create VM ${vmid} - cannot import from '${source}' - volume does not exist`);
+          let size = from.virtualSize ?? from.size;
+          if (from.file) {
+            try {
+              size = virtualSize(from.file, from.format);
+            } catch (error) {
+              throw new Error(`unable to create VM ${vmid} - cannot import from '${source}' - ${(error as Error).message}`);
+            }
+          }
+          const storage = drive.file.split(":")[0];
+          const volid = this.state.nextDiskName(storage, vmid);
+          this.state.volumes.set(volid, { volid, storage, vmid, size, format: "raw", content: "images" });
+          const { "import-from": _, ...rest } = drive;
+          config[key] = this.printDrive(key, { ...rest, file: volid, size: formatSize(size) });
+          log(`transferred ${formatSize(size)} of ${formatSize(size)} (100.00%)`);
+          log(`${key}: successfully created disk '${config[key]}'`);
+          this.log(`VM ${vmid}: ${key} imported from ${source} as ${volid} (${formatSize(size)}): the image's bytes are not copied; a clone's host boots the lab's Debian 12 root filesystem`);
+        }
+        config.smbios1 ??= `uuid=${crypto.randomUUID()}`;
+        config.vmgenid ??= crypto.randomUUID();
+        config.meta = `creation-qemu=9.2.0,ctime=${now()}`;
+        vm.config = config;
+        await sleep(this.options.cloneMs ?? 1500);
+      } catch (error) {
+        for (const volume of [...this.state.volumes.values()].filter((v) => v.vmid === vmid)) this.state.volumes.delete(volume.volid);
+        this.state.vms.delete(vmid);
+        this.state.save();
+        throw error;
+      }
+      delete vm.lock;
+      this.state.save();
+      if (parseBoolean(params.start ?? "0") === 1) await this.withVmLock(vmid, () => this.powerOn(vm, log));
+    });
   }
 
   // --- clone, resize, template, delete ------------------------------------------------------------------------
@@ -829,6 +1074,14 @@ export class Simulator {
   taskStatus(call: Call): Json {
     const t = this.findTask(call);
     return { upid: t.upid, node: t.node, pid: t.pid, pstart: t.pstart, starttime: t.starttime, type: t.type, id: t.id, user: t.user, status: t.status, ...(t.exitstatus !== undefined ? { exitstatus: t.exitstatus } : {}) };
+  }
+
+  /** DELETE a task (pve-manager API2/Tasks.pm stop_task): a running one would be killed; a finished one is left as it is. */
+  taskStop(call: Call): Json {
+    const t = this.findTask(call);
+    if (t.user !== call.principal.id && t.user !== call.principal.userid) requirePrivileges(call.principal, `/nodes/${this.node}`, ["Sys.Modify"]);
+    if (t.status === "running") throw dieError("stopping a running task is not modelled by the simulator");
+    return null;
   }
 
   taskLog(call: Call): Json {

@@ -29,13 +29,16 @@ export interface Volume {
   /** `local-lvm:vm-710-disk-0`. */
   readonly volid: string;
   readonly storage: string;
-  /** Owner VM. */
-  readonly vmid: number;
-  /** Bytes. */
+  /** Owner VM; none for files such as `local:import/<file>`. */
+  readonly vmid?: number;
+  /** Bytes: the disk's size, or the file's. */
   size: number;
-  readonly format: "raw" | "qcow2";
+  readonly format: "raw" | "qcow2" | "vmdk";
   /** `images` (disks), `iso`, `import`, ... */
   readonly content: string;
+  /** A downloaded file: where its bytes are (below the state folder), and its disk's virtual size. */
+  readonly file?: string;
+  readonly virtualSize?: number;
 }
 
 export interface Task {
