@@ -27,8 +27,9 @@ scenario_template() {
   check "through the API: one download-url and one VM create ($(calls 'POST /nodes/{node}/storage/{storage}/download-url') and $(calls 'POST /nodes/{node}/qemu'))" \
     test "$(calls 'POST /nodes/{node}/storage/{storage}/download-url') $(calls 'POST /nodes/{node}/qemu')" = "1 1"
   check "the node downloaded the image from the mirror" grep -q "GET /images/$IMAGE HTTP" "$RUN/mirror.log"
-  check "the image is on the storage as import content" \
-    bash -c '[ "$(curl -sk -H "Authorization: PVEAPIToken=$1" "https://$2:8006/api2/json/nodes/pve/storage/local/content?content=import" | jq -r ".data[].volid")" = "local:import/$3" ]' _ "$PROXMOX_VE_API_TOKEN" "$GATEWAY" "$IMAGE"
+  # on_storage [CONTENT]: the volumes of the image storage, space-separated.
+  on_storage() { api GET "/nodes/pve/storage/local/content${1:+?content=$1}" | jq -r '[.data[].volid] | join(" ")'; }
+  check "the image is on the storage as import content" test "$(on_storage import)" = "local:import/$IMAGE"
   check "the download task verified the checksum (its task log)" \
     bash -c 'jq -e --arg f "$2" "[.tasks[] | select(.type == \"download\" and .id == \$f) | .log[]] | index(\"calculating checksum...OK, checksum verified\")" "$1"' _ "$LAB_DIR/pve/state/state.json" "$IMAGE"
   config="$(api GET /nodes/pve/qemu/9000/config | jq -c .data)"
@@ -53,9 +54,9 @@ scenario_template() {
     note "make template of a tampered image succeeded?"
   check "a tampered image: the download task fails with PVE's checksum mismatch" \
     log_says "$RUN/template-tampered.log" "failed to complete with exit code: checksum mismatch: got '$bad' != expect '$good'"
-  check "... and leaves no template 9002" bash -c '! curl -sfk -H "Authorization: PVEAPIToken=$1" "https://$2:8006/api2/json/nodes/pve/qemu/9002/status/current" >/dev/null' _ "$PROXMOX_VE_API_TOKEN" "$GATEWAY"
-  check "... and no file on the storage but the good image" \
-    bash -c '[ "$(curl -sk -H "Authorization: PVEAPIToken=$1" "https://$2:8006/api2/json/nodes/pve/storage/local/content" | jq -r "[.data[].volid] | join(\" \")")" = "local:import/$3" ]' _ "$PROXMOX_VE_API_TOKEN" "$GATEWAY" "$IMAGE"
+  no_vm_9002() { ! api GET /nodes/pve/qemu/9002/status/current | jq -e .data >/dev/null; }
+  check "... and leaves no template 9002" no_vm_9002
+  check "... and no file on the storage but the good image" test "$(on_storage)" = "local:import/$IMAGE"
 
   make_logged "$RUN/template-destroy-unconfirmed.log" template-destroy && note "make template-destroy without a terminal or CONFIRM=yes went ahead?"
   check "make template-destroy asks first: without an answer nothing is removed" \

@@ -210,15 +210,12 @@ export class Simulator {
         if (error instanceof TaskWarnings) {
           task.exitstatus = `WARNINGS: ${error.count}`;
           log(`TASK WARNINGS: ${error.count}`);
-          task.status = "stopped";
-          task.endtime = now();
-          this.state.save();
-          return;
+        } else {
+          const message = (error instanceof ApiError ? error.message : (error as Error).message).replace(/\n$/, "");
+          task.exitstatus = message;
+          log(`TASK ERROR: ${message}`);
+          this.log(`task ${type} ${id} failed: ${message}`);
         }
-        const message = (error instanceof ApiError ? error.message : (error as Error).message).replace(/\n$/, "");
-        task.exitstatus = message;
-        log(`TASK ERROR: ${message}`);
-        this.log(`task ${type} ${id} failed: ${message}`);
       }
       task.status = "stopped";
       task.endtime = now();
@@ -354,7 +351,7 @@ export class Simulator {
   }
 
   /** Where PVE keeps a volume: an LV, `images/<vmid>/` or the content's folder of the dir storage (pve-storage Plugin.pm get_subdir). */
-  private volumePath(volume: Volume): string {
+  private volumePath(volume: Pick<Volume, "volid" | "storage" | "content" | "vmid">): string {
     const name = volume.volid.split(":")[1];
     if (this.storage(volume.storage).type === "lvmthin") return `/dev/pve/${name}`;
     if (volume.content === "images") return `/var/lib/vz/images/${volume.vmid}/${name}`;
@@ -396,9 +393,9 @@ export class Simulator {
     if (params.content === "vztmpl" && !/\.tar\.(gz|xz|zst|bz2)$/i.test(filename)) throw paramError({ filename: "wrong file extension" });
     const format = formatOf(filename);
     if (params.content === "import" && (!format || !/^[A-Za-z0-9_.+-]+\.(ova|qcow2|raw|vmdk)$/.test(filename))) throw paramError({ filename: "invalid filename or wrong extension" });
-    const subdir = params.content === "import" ? "import" : params.content;
+    const subdir = params.content;
     const volid = `${storage.id}:${subdir}/${filename}`;
-    const shown = `/var/lib/vz/${params.content === "import" ? "" : "template/"}${subdir}/${filename}`;
+    const shown = this.volumePath({ volid, storage: storage.id, content: params.content });
     const dir = path.join(this.options.stateDir, "storage", storage.id, subdir);
     const file = path.join(dir, filename);
     const verify = parseBoolean(params["verify-certificates"] ?? "1") !== 0;
@@ -463,7 +460,7 @@ export class Simulator {
     requirePrivileges(call.principal, `/storage/${storage.id}`, ["Datastore.Allocate"]);
     const task = this.task(call, "imgdel", storage.id, async (log) => {
       if (!volume) {
-        log(`WARN: disk image '/var/lib/vz/${name}' does not exist`);
+        log(`WARN: disk image '${this.volumePath({ volid, storage: storage.id, content: name.split("/")[0] })}' does not exist`);
         throw new TaskWarnings(1);
       }
       if (volume.file) fs.rmSync(volume.file, { force: true });
