@@ -24,6 +24,9 @@
 #   ha         the cluster grown to 3 servers behind the API's virtual IP (make apply + make provision); failovers
 #              under a kubectl loop: K3s stopped on the VIP's holder (3 times), its VM powered off, 2 of 3 servers
 #              down (make status says the API is unavailable; it returns with a second server); backup and restore
+#   hardened   security_profile = "hardened" switched on by make provision (it says what it restarts): secrets
+#              encrypted in etcd (not in a snapshot's raw data), a privileged pod refused, a compliant one running,
+#              the audit log recording a request, protect-kernel-defaults; then make reset
 #   destroy    make destroy leaves no VM and no host, only the template; a second one changes nothing; then
 #              make template-destroy removes the template and its image (twice: the second changes nothing)
 #
@@ -38,7 +41,7 @@ set -euo pipefail
 cd "$ROOT"
 
 # upgrade after day2: its K3s build runs in the background meanwhile.
-ALL=(refusals template cluster faults apps day2 upgrade ha destroy)
+ALL=(refusals template cluster faults apps day2 upgrade ha hardened destroy)
 
 [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ] || die "make e2e needs root on Linux (it creates bridges, mounts and containers)"
 

@@ -7,6 +7,8 @@ import { apiAddressOf, type ClusterConfig } from "../config";
 import { appEndpoints } from "../k8s";
 import { Role } from "./model";
 import { yamlFile, wrap } from "./render";
+import { PROTECTED_KERNEL_DEFAULTS } from "./roles/hardening";
+import { K3S_SYSCTL } from "./roles/k3s_prereqs";
 
 export const GROUP_VARS_SOURCE = "constructs/ansible/group-vars.ts";
 
@@ -36,6 +38,14 @@ export function groupVarsValues(config: ClusterConfig): Record<string, unknown> 
     k3s_worker_server_url: `https://${apiAddress}:6443`,
     cluster_nodes: [...config.masters, ...config.workers].map((node) => node.name),
     k3s_apps_endpoints: appEndpoints(config).map((e) => `${e.name}: ${e.url} — ${e.login}`),
+    ...(config.security.profile === "hardened"
+      ? {
+          k3s_master_hardened: true,
+          k3s_worker_hardened: true,
+          // protect-kernel-defaults: the kubelet refuses to start unless these are set, so the nodes set them at boot.
+          k3s_prereqs_sysctl: { ...K3S_SYSCTL, ...PROTECTED_KERNEL_DEFAULTS },
+        }
+      : {}),
   };
 }
 

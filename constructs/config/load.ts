@@ -58,6 +58,7 @@ export interface ClusterConfig {
     readonly timezone: string;
   };
   readonly k3s: { readonly version: string };
+  readonly security: { readonly profile: "homelab" | "hardened" };
   readonly backups: {
     /** Cron expression, or "" for no scheduled snapshots. */
     readonly schedule: string;
@@ -238,6 +239,10 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
     problems.push(`timezone = ${JSON.stringify(v.timezone)}: not an IANA timezone name; use e.g. "Europe/Warsaw" or "UTC".`);
   }
 
+  if (typeof v.security_profile === "string" && !["homelab", "hardened"].includes(v.security_profile)) {
+    problems.push(`security_profile = ${JSON.stringify(v.security_profile)}: must be "homelab" (K3s's defaults) or "hardened" (K3s's CIS hardening guide).`);
+  }
+
   // K3s
   const k3sVersion = v.k3s_version === null ? options.defaultK3sVersion ?? readVersions().K3S_VERSION : v.k3s_version;
   if (typeof k3sVersion !== "string" || !/^v1\.\d+\.\d+\+k3s(\d+|-[0-9a-f]{7,40}(-dirty)?)$/.test(k3sVersion)) {
@@ -313,6 +318,7 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
     },
     access: { sshUser: str("ssh_user"), sshPublicKey, sshPrivateKeyFile: privateKeyFile, timezone: str("timezone") },
     k3s: { version: k3sVersion as string },
+    security: { profile: v.security_profile as "homelab" | "hardened" },
     backups: {
       schedule: str("etcd_snapshot_schedule"),
       retention: num("etcd_snapshot_retention"),

@@ -17,7 +17,7 @@ export interface KeySpec {
   /** One line for the README. */
   readonly description: string;
   /** The README groups keys under these headings, in this order. */
-  readonly group: "Proxmox" | "Template" | "Nodes" | "Network" | "Access" | "K3s" | "Backups" | "Apps";
+  readonly group: "Proxmox" | "Template" | "Nodes" | "Network" | "Access" | "Security" | "K3s" | "Backups" | "Apps";
 }
 
 export const CONFIG_SCHEMA = {
@@ -126,6 +126,14 @@ export const CONFIG_SCHEMA = {
     description: "Private key Ansible uses; `null` means `ssh_public_key_file` without `.pub`.",
   },
   timezone: { type: "string", default: "Europe/Warsaw", group: "Access", description: "Timezone of every node (IANA name)." },
+
+  security_profile: {
+    type: "string",
+    default: "homelab",
+    group: "Security",
+    description:
+      "`\"homelab\"`: K3s's defaults. `\"hardened\"`: K3s as its CIS hardening guide configures it — protect-kernel-defaults (the kernel settings it needs set at boot), secrets encrypted in etcd, Pod Security `restricted` in every namespace that does not say otherwise (kube-system exempt), an audit log on every server, the guide's API server, controller-manager and kubelet flags. `make provision` switches a running cluster and says what it restarts. README: \"The hardened profile\" (what it does not do yet).",
+  },
 
   k3s_version: {
     type: "string",

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { ansibleFiles, ROLES } from "../../../constructs/ansible";
 import { Folded } from "../../../constructs/ansible/model";
-import { PLAYBOOK_VARIABLES } from "../../../constructs/ansible/group-vars";
+import { groupVarsValues, PLAYBOOK_VARIABLES } from "../../../constructs/ansible/group-vars";
 import { testConfig } from "../../helpers";
 
 type Obj = Record<string, unknown>;
@@ -176,7 +176,9 @@ describe("every task", () => {
         mode: "0600",
       });
       expect(task.no_log).toBe(true);
-      expect(roleHandlers(role).map(({ task: h }) => h.name)).toContain(task.notify);
+      const service = role === "k3s_master" ? "k3s" : "k3s-agent";
+      expect(task.notify).toEqual([`Say why ${service} restarts`, `Restart ${service}`]);
+      expect(roleHandlers(role).map(({ task: h }) => h.name)).toEqual(task.notify);
     }
   });
 
@@ -404,7 +406,10 @@ describe("k3s roles", () => {
   });
 
   it("restart only their own service, on their own changes and on a changed binary", () => {
-    const restart = (role: string) => roleHandlers(role).map(({ task }) => [task.name, (task["ansible.builtin.systemd_service"] as Obj).name, task.listen]);
+    const restart = (role: string) =>
+      roleHandlers(role)
+        .filter(({ task }) => "ansible.builtin.systemd_service" in task)
+        .map(({ task }) => [task.name, (task["ansible.builtin.systemd_service"] as Obj).name, task.listen]);
     expect(restart("k3s_master")).toEqual([["Restart k3s", "k3s", "k3s binary changed"]]);
     expect(restart("k3s_worker")).toEqual([["Restart k3s-agent", "k3s-agent", "k3s binary changed"]]);
     const binaryNotifies = roleTasks("k3s_binary").filter(({ task }) => task.notify).map(({ task }) => [task.name, task.notify]);
@@ -567,5 +572,43 @@ describe("ansible.cfg", () => {
       expect(cfg).toContain(`\n${line}\n`);
     }
     expect(cfg).toMatch(/\[defaults\][\s\S]*\[ssh_connection\]/);
+  });
+});
+
+describe("security_profile in group_vars", () => {
+  const values = (profile: string) => groupVarsValues(testConfig({ security_profile: profile }));
+
+  it("homelab switches nothing on: the roles' defaults hold", () => {
+    expect(Object.keys(values("homelab")).filter((k) => k.includes("hardened") || k === "k3s_prereqs_sysctl")).toEqual([]);
+  });
+
+  it("hardened switches both K3s roles on and has the nodes set the kernel values protect-kernel-defaults checks", () => {
+    expect(values("hardened")).toMatchObject({
+      k3s_master_hardened: true,
+      k3s_worker_hardened: true,
+      k3s_prereqs_sysctl: { "net.ipv4.ip_forward": 1, "vm.overcommit_memory": 1, "vm.panic_on_oom": 0, "kernel.panic": 10, "kernel.panic_on_oops": 1 },
+    });
+  });
+
+  it("writes the hardened policies only in the hardened profile, restarting k3s when they change and saying why", () => {
+    const policies = roleTasks("k3s_master").find(({ task }) => String(task.name).startsWith("Write the Pod Security admission configuration"))!.task;
+    expect(policies).toMatchObject({ when: "k3s_master_hardened", notify: ["Say why k3s restarts", "Restart k3s"] });
+    const files = (policies.k3s_files as Obj).files as Obj[];
+    expect(files.map((f) => [f.dest, f.mode])).toEqual([
+      ["/etc/rancher/k3s/pod-security.yaml", "0600"],
+      ["/etc/rancher/k3s/audit-policy.yaml", "0600"],
+    ]);
+    expect(parse(String(files[0].content))).toMatchObject({ kind: "AdmissionConfiguration", plugins: [{ name: "PodSecurity", configuration: { defaults: { enforce: "restricted" }, exemptions: { namespaces: ["kube-system"] } } }, { name: "EventRateLimit" }] });
+  });
+});
+
+describe("a restart says why", () => {
+  it("names, before the restart, the files whose change causes it", () => {
+    const [reason, restart] = roleHandlers("k3s_master").map(({ task }) => task);
+    expect(reason.name).toBe("Say why k3s restarts");
+    expect(String((reason["ansible.builtin.debug"] as Obj).msg)).toBe(
+      "k3s on {{ inventory_hostname }} restarts now: {{ (k3s_master_written.changed_files | default([]) + k3s_master_written_extra.changed_files | default([])) | join(', ') }} changed.",
+    );
+    expect(restart.name).toBe("Restart k3s");
   });
 });

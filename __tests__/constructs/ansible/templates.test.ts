@@ -11,6 +11,8 @@ import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { k3sBinary } from "../../../constructs/ansible/roles/k3s_binary";
+import { k3sMaster } from "../../../constructs/ansible/roles/k3s_master";
+import { k3sWorker } from "../../../constructs/ansible/roles/k3s_worker";
 import { groupVarsValues } from "../../../constructs/ansible/group-vars";
 import { varsFile } from "../../../constructs/ansible/render";
 import { readVersions } from "../../../constructs/config/versions";
@@ -23,6 +25,8 @@ const DEFAULT_RELEASE = {
 };
 
 const ROLES = path.join(REPO, "constructs/ansible/roles");
+/** The hardened profile's variables at the roles' defaults (switched off). */
+const HARDENED_DEFAULTS = Object.fromEntries([...k3sMaster.variables, ...k3sWorker.variables].filter((v) => v.name.includes("_hardened")).map((v) => [v.name, v.default]));
 const PLAYBOOK_BIN = path.join(VENV_BIN, "ansible-playbook");
 const haveAnsible = fs.existsSync(PLAYBOOK_BIN);
 if (!haveAnsible) console.warn(`templates.test.ts: skipped, no ${PLAYBOOK_BIN} (run make setup or scripts/setup-python.sh)`);
@@ -85,6 +89,7 @@ beforeAll(() => {
         k3s_worker_extra_config: { "node-label": ["tier=apps"] },
         k3s_prereqs_kernel_modules: ["br_netfilter", "overlay"],
         k3s_prereqs_sysctl: { "net.ipv4.ip_forward": 1, "net.bridge.bridge-nf-call-iptables": 1, "net.bridge.bridge-nf-call-ip6tables": 1 },
+        ...HARDENED_DEFAULTS,
       },
       tasks: [
         template("k3s_master/templates/config.yaml.j2", "server-first.yaml"),
@@ -100,6 +105,8 @@ beforeAll(() => {
         template("k3s_master/templates/config.yaml.j2", "server-s3.yaml", {
           k3s_master_etcd_s3: { endpoint: "minio.lan:9000", bucket: "snaps", folder: "lab", region: "eu-central-1", insecure: true },
         }),
+        template("k3s_master/templates/config.yaml.j2", "server-hardened.yaml", { k3s_master_hardened: true, k3s_master_kubelet_args: ["max-pods=150"] }),
+        template("k3s_worker/templates/config.yaml.j2", "agent-hardened.yaml", { k3s_worker_hardened: true }),
         template("k3s_master/templates/kubeconfig.j2", "kubeconfig"),
         template("k3s_master/templates/k3s.service.j2", "k3s.service"),
         template("k3s_worker/templates/config.yaml.j2", "agent.yaml"),
@@ -249,6 +256,29 @@ describe.skipIf(!haveAnsible)("templates rendered by Ansible", () => {
       "etcd-s3-access-key": "test-access-key",
       "etcd-s3-secret-key": "test-secret-key",
     });
+  });
+
+  it("k3s_master config.yaml, hardened: the CIS guide's settings added, the kubelet's flags after the operator's", () => {
+    const config = parse(rendered("server-hardened.yaml"));
+    expect(config).toMatchObject({ "protect-kernel-defaults": true, "secrets-encryption": true, "cluster-init": true, "kube-controller-manager-arg": ["terminated-pod-gc-threshold=100"] });
+    expect(config["kube-apiserver-arg"]).toEqual(
+      expect.arrayContaining([
+        "enable-admission-plugins=NodeRestriction,EventRateLimit",
+        "admission-control-config-file=/etc/rancher/k3s/pod-security.yaml",
+        "audit-policy-file=/etc/rancher/k3s/audit-policy.yaml",
+        "audit-log-path=/var/lib/rancher/k3s/server/logs/audit.log",
+      ]),
+    );
+    expect(config["kubelet-arg"]).toEqual(["max-pods=150", "streaming-connection-idle-timeout=5m", expect.stringMatching(/^tls-cipher-suites=TLS_ECDHE_/)]);
+    expect(parse(rendered("server-first.yaml"))["secrets-encryption"]).toBeUndefined();
+  });
+
+  it("k3s_worker config.yaml, hardened: protect-kernel-defaults and the guide's kubelet flags", () => {
+    expect(parse(rendered("agent-hardened.yaml"))).toMatchObject({
+      "protect-kernel-defaults": true,
+      "kubelet-arg": ["max-pods=150", "streaming-connection-idle-timeout=5m", expect.stringMatching(/^tls-cipher-suites=/)],
+    });
+    expect(parse(rendered("agent.yaml"))["protect-kernel-defaults"]).toBeUndefined();
   });
 
   it("k3s_worker config.yaml: server, token, node address and interface, extras merged", () => {

@@ -152,6 +152,7 @@ describe("bad input: one message per problem, naming the key, the value and the 
     ["too little memory", { master_memory_mib: 512 }, /^master_memory_mib = 512: .*at least 1024 MiB/],
     ["a tiny disk", { worker_disk_gib: 2 }, /^worker_disk_gib = 2: .*at least 8 GiB/],
     ["a template id below 100", { template_vm_id: 7 }, /^template_vm_id = 7: must be a whole number from 100/],
+    ["an unknown security profile", { security_profile: "paranoid" }, /^security_profile = "paranoid": must be "homelab" \(K3s's defaults\) or "hardened"/],
     ["a template no one declares", { template_image: null }, /^template_image = null: make apply clones template 9000, but nothing declares it\. Set template_image = "debian-12" .* or "prebuilt" if you made template 9000 yourself/],
     ["an unknown template image", { template_image: "debian-13" }, /^template_image = "debian-13": not one of "debian-12", "ubuntu-24\.04", "custom", "prebuilt"\. Did you mean "debian-12"\?/],
     ["a custom image without a URL", { template_image: "custom", template_image_checksum: `sha256:${"a".repeat(64)}` }, /^template_image = "custom" needs template_image_url/],

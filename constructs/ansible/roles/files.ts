@@ -9,7 +9,7 @@ import { Task, TaskKeywords } from "../model";
 /** One file: from a template of the role (`template`) or a Jinja string (`content`), with its octal mode. */
 export type RoleFile = { readonly dest: string; readonly mode: string } & ({ readonly template: string } | { readonly content: string });
 
-export function writeFiles(name: string, files: readonly RoleFile[], keywords: TaskKeywords & { notify?: string } = {}): Task {
+export function writeFiles(name: string, files: readonly RoleFile[], keywords: TaskKeywords & { notify?: string | readonly string[]; register?: string } = {}): Task {
   return {
     name,
     module: "k3s_files",

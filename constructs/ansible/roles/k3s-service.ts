@@ -2,8 +2,8 @@
  * The systemd side shared by the K3s server and agent roles: write the unit, restart it on change, start it,
  * and wait (bounded) until systemd reports it active, or until the API server answers /readyz.
  */
-import { Item, Task } from "../model";
-import { writeFiles } from "./files";
+import { folded, Item, Task } from "../model";
+import { RoleFile, writeFiles } from "./files";
 
 /** K3s's configuration file, server and agent alike. */
 export const K3S_CONFIG = "/etc/rancher/k3s/config.yaml";
@@ -13,9 +13,18 @@ export type K3sService = "k3s" | "k3s-agent";
 
 /**
  * Writes K3s's config.yaml (0600, from `config.yaml.j2`: it holds the join token, hence no_log) and the unit (from
- * `<service>.service.j2`) in one call, restarts on a change (handler `Restart <service>`), starts the service.
+ * `<service>.service.j2`) in one call, and `extra.files` when `extra.when` holds (the hardened profile's policies);
+ * restarts the service on a change (handler `Restart <service>`, after `restartReasonHandler`'s, which says which
+ * files changed), then starts it. `prefix` is the role's, for the registered results.
  */
-export function serviceStartTasks(service: K3sService, what: string): Item[] {
+export function serviceStartTasks(
+  service: K3sService,
+  what: string,
+  prefix: string,
+  extra?: { readonly name: string; readonly files: readonly RoleFile[]; readonly when: string },
+): Item[] {
+  const register = `${prefix}_written`;
+  const notify = [restartReason(service), `Restart ${service}`];
   return [
     writeFiles(
       `Write the K3s ${what} configuration and the ${service} systemd unit`,
@@ -23,8 +32,9 @@ export function serviceStartTasks(service: K3sService, what: string): Item[] {
         { dest: K3S_CONFIG, template: "config.yaml.j2", mode: "0600" },
         { dest: `/etc/systemd/system/${service}.service`, template: `${service}.service.j2`, mode: "0644" },
       ],
-      { no_log: true, notify: `Restart ${service}` },
+      { no_log: true, notify, register },
     ),
+    ...(extra ? [writeFiles(extra.name, extra.files, { notify, when: extra.when, register: `${register}_extra` })] : []),
     {
       name: `Restart ${service} now if its binary, configuration or unit changed`,
       module: "ansible.builtin.meta",
@@ -37,6 +47,21 @@ export function serviceStartTasks(service: K3sService, what: string): Item[] {
       args: { name: service, enabled: true, state: "started", no_block: true },
     },
   ];
+}
+
+const restartReason = (service: K3sService) => `Say why ${service} restarts`;
+
+/**
+ * The handler that names the files whose change restarts the service (k3s_files returns their names, never their
+ * contents); the role lists it before `Restart <service>`, so the message comes first.
+ */
+export function restartReasonHandler(service: K3sService, prefix: string, extra: boolean): Task {
+  const changed = [`${prefix}_written`, ...(extra ? [`${prefix}_written_extra`] : [])].map((r) => `${r}.changed_files | default([])`).join(" + ");
+  return {
+    name: restartReason(service),
+    module: "ansible.builtin.debug",
+    args: { msg: folded(`${service} on {{ inventory_hostname }} restarts now: {{ (${changed}) | join(', ') }} changed.`) },
+  };
 }
 
 /** Polls systemd until the unit is active; `prefix` names the role's register and retry variables. */

@@ -7,8 +7,9 @@
  */
 import * as path from "node:path";
 import { folded, Role } from "../model";
-import { K3S_CONFIG, readyzWait, serviceActiveWait, serviceStartTasks } from "./k3s-service";
+import { K3S_CONFIG, readyzWait, serviceActiveWait, restartReasonHandler, serviceStartTasks } from "./k3s-service";
 import { K3S_BINARY_CHANGED } from "./k3s_binary";
+import { AUDIT_POLICY, auditPolicy, hardenedVariables, PSA_CONFIG, podSecurityConfig } from "./hardening";
 import { nodeNetworkCheck, nodeNetworkDerived, nodeNetworkVariables } from "./node-network";
 
 const P = "k3s_master";
@@ -29,6 +30,9 @@ export const k3sMaster: Role = {
       "that carries the node IP) and /etc/systemd/system/k3s.service, starts K3s and waits for /readyz.",
     "On the first server, rebuilds /etc/rancher/k3s/k3s.yaml into k3s_master_kubeconfig_path on the operator's machine (mode 0600), " +
       "with the API address instead of 127.0.0.1 and cluster, user and context named k3s_master_cluster_name.",
+    "With k3s_master_hardened, the settings of K3s's CIS hardening guide are added (protect-kernel-defaults, secrets-encryption, the " +
+      `API server's admission and audit flags, the kubelet's), with the Pod Security admission configuration (${PSA_CONFIG}: restricted ` +
+      `unless a namespace says otherwise, kube-system exempt) and the audit policy (${AUDIT_POLICY}).`,
     "The binary comes from the k3s_binary role (a dependency). A changed binary, configuration or unit restarts k3s through the handler.",
   ],
   dependencies: ["k3s_binary"],
@@ -108,6 +112,7 @@ export const k3sMaster: Role = {
       default: [],
       description: "Extra kubelet flags without dashes, e.g. 'max-pods=150' (kubelet-arg).",
     },
+    ...hardenedVariables(P),
     {
       name: "k3s_master_extra_config",
       type: "dict",
@@ -168,7 +173,14 @@ export const k3sMaster: Role = {
       },
       when: "k3s_master_etcd_s3 | length > 0",
     },
-    ...serviceStartTasks("k3s", "server"),
+    ...serviceStartTasks("k3s", "server", P, {
+      name: "Write the Pod Security admission configuration and the audit policy (hardened profile)",
+      files: [
+        { dest: PSA_CONFIG, content: podSecurityConfig(), mode: "0600" },
+        { dest: AUDIT_POLICY, content: auditPolicy(), mode: "0600" },
+      ],
+      when: "k3s_master_hardened",
+    }),
     {
       name: "Wait for the Kubernetes API",
       block: [
@@ -214,6 +226,7 @@ export const k3sMaster: Role = {
     },
   ],
   handlers: [
+    restartReasonHandler("k3s", P, true),
     {
       name: "Restart k3s",
       module: "ansible.builtin.systemd_service",

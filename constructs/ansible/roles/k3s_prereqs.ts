@@ -14,6 +14,13 @@ import { writeFiles } from "./files";
 
 const SYSCTL_FILE = "/etc/sysctl.d/90-k3s.conf";
 
+/** The kernel settings K3s needs on every node (k3s_prereqs_sysctl's default). */
+export const K3S_SYSCTL: Readonly<Record<string, number>> = {
+  "net.ipv4.ip_forward": 1,
+  "net.bridge.bridge-nf-call-iptables": 1,
+  "net.bridge.bridge-nf-call-ip6tables": 1,
+};
+
 export const k3sPrereqs: Role = {
   name: "k3s_prereqs",
   source: "constructs/ansible/roles/k3s_prereqs.ts",
@@ -43,11 +50,7 @@ export const k3sPrereqs: Role = {
     {
       name: "k3s_prereqs_sysctl",
       type: "dict",
-      default: {
-        "net.ipv4.ip_forward": 1,
-        "net.bridge.bridge-nf-call-iptables": 1,
-        "net.bridge.bridge-nf-call-ip6tables": 1,
-      },
+      default: K3S_SYSCTL,
       description: `Kernel settings written to ${SYSCTL_FILE}; a running value that differs is changed at once.`,
     },
     {

@@ -6,7 +6,8 @@
  */
 import * as path from "node:path";
 import { folded, Role } from "../model";
-import { serviceActiveWait, serviceStartTasks } from "./k3s-service";
+import { serviceActiveWait, restartReasonHandler, serviceStartTasks } from "./k3s-service";
+import { hardenedVariables } from "./hardening";
 import { K3S_BINARY_CHANGED } from "./k3s_binary";
 import { K3S_CONFIG } from "./k3s_master";
 import { nodeNetworkCheck, nodeNetworkDerived, nodeNetworkVariables } from "./node-network";
@@ -47,6 +48,7 @@ export const k3sWorker: Role = {
       default: [],
       description: "Extra kubelet flags without dashes, e.g. 'max-pods=150' (kubelet-arg).",
     },
+    ...hardenedVariables(P),
     {
       name: "k3s_worker_extra_config",
       type: "dict",
@@ -82,7 +84,7 @@ export const k3sWorker: Role = {
       register: "k3s_worker_join_token",
       no_log: true,
     },
-    ...serviceStartTasks("k3s-agent", "agent"),
+    ...serviceStartTasks("k3s-agent", "agent", P),
     {
       name: "Wait for the node to register",
       block: [
@@ -117,6 +119,7 @@ export const k3sWorker: Role = {
     },
   ],
   handlers: [
+    restartReasonHandler("k3s-agent", P, false),
     {
       name: "Restart k3s-agent",
       module: "ansible.builtin.systemd_service",
