@@ -28,6 +28,21 @@ scenario_hardened() {
   check "the kubelet runs with protect-kernel-defaults, on a server and an agent" protected
   check "k3s secrets-encrypt status: Enabled" on "$master" 'sudo k3s secrets-encrypt status | grep -q "Encryption Status: Enabled"'
 
+  if [ "$MASTERS" -gt 1 ]; then
+    # Each server restarted with the flag; the ones already in the cluster must have taken the first one's key.
+    one_key() {
+      local entry sums=()
+      for entry in "${HOSTS[@]:0:$MASTERS}"; do
+        sums+=("$(on "${entry%%=*}" 'sudo sha256sum /var/lib/rancher/k3s/server/cred/encryption-config.json' </dev/null | cut -d' ' -f1)")
+      done
+      printf '%s\n' "${sums[@]}"
+      [ -n "${sums[0]}" ] && [ "$(printf '%s\n' "${sums[@]}" | sort -u | wc -l)" -eq 1 ]
+    }
+    check "all $MASTERS servers encrypt with the same key (the same encryption-config.json hash)" one_key
+    check "... and K3s says so: Server Encryption Hashes: All hashes match" \
+      on "$master" 'sudo k3s secrets-encrypt status | grep -q "Server Encryption Hashes: All hashes match"'
+  fi
+
   value="e2e-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   kubectl create secret generic e2e-hardened -n default --from-literal=value="$value" >/dev/null
   on "$master" "sudo k3s etcd-snapshot save --name e2e-hardened >/dev/null 2>&1" </dev/null

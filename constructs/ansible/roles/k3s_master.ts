@@ -19,6 +19,8 @@ export { K3S_CONFIG };
 const NODE_TOKEN = "/var/lib/rancher/k3s/server/node-token";
 /** The server's certificates and keys (CAs, the admin client, etcd's). */
 export const K3S_SERVER_TLS = "/var/lib/rancher/k3s/server/tls";
+/** Where K3s keeps the secrets-encryption configuration, with the key (pkg/daemons/control/deps/deps.go). */
+const ENCRYPTION_CONFIG = "/var/lib/rancher/k3s/server/cred/encryption-config.json";
 
 export const k3sMaster: Role = {
   name: P,
@@ -172,6 +174,34 @@ export const k3sMaster: Role = {
         quiet: true,
       },
       when: "k3s_master_etcd_s3 | length > 0",
+    },
+    // K3s generates the secrets-encryption key when a server first starts with the flag, and keeps it out of the
+    // datastore's bootstrap data once that exists (pkg/cluster/storage.go Save does not overwrite it). A cluster
+    // switched to hardened would end with one key per server, each unable to read the others' Secrets: the servers
+    // already in the cluster take the first server's key before they restart with the flag. (A server joining
+    // afresh gets it over the bootstrap HTTP call, with the certificates.)
+    {
+      name: "Read the first server's secrets-encryption key (hardened)",
+      module: "ansible.builtin.slurp",
+      args: { src: ENCRYPTION_CONFIG },
+      delegate_to: "{{ k3s_master_first }}",
+      register: `${P}_encryption_config`,
+      no_log: true,
+      when: [JOINER, "k3s_master_hardened"],
+    },
+    {
+      name: "Check whether this server is already in the cluster (K3s's credentials folder)",
+      module: "ansible.builtin.stat",
+      args: { path: path.posix.dirname(ENCRYPTION_CONFIG), get_checksum: false },
+      register: `${P}_cred_dir`,
+      when: [JOINER, "k3s_master_hardened"],
+    },
+    {
+      name: "Give a server already in the cluster the first server's secrets-encryption key, before it restarts with it",
+      module: "ansible.builtin.copy",
+      args: { content: `{{ ${P}_encryption_config.content | b64decode }}`, dest: ENCRYPTION_CONFIG, owner: "root", group: "root", mode: "0600", force: false },
+      no_log: true,
+      when: [JOINER, "k3s_master_hardened", `${P}_cred_dir.stat.isdir | default(false)`],
     },
     ...serviceStartTasks("k3s", "server", P, {
       name: "Write the Pod Security admission configuration and the audit policy (hardened profile)",
