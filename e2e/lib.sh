@@ -221,12 +221,14 @@ lab_up() {
   bash "$ROOT/lab/lab.sh" up >"$RUN/lab-up.log" 2>&1 || { cat "$RUN/lab-up.log" >&2; die "lab/lab.sh up failed"; }
   PROXMOX_VE_API_TOKEN="$(cat "$LAB_DIR/pve/token")"
   export PROXMOX_VE_API_TOKEN
+  # api()'s header, in a file curl reads (the token stays off command lines); printf is a builtin.
+  (umask 077; printf 'Authorization: PVEAPIToken=%s\n' "$PROXMOX_VE_API_TOKEN" >"$RUN/api-header")
   [ -f "$RUN/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C k3spve-e2e -f "$RUN/id_ed25519"
   sed -n 's/^\[lab\] //p' "$RUN/lab-up.log" | tail -1
 }
 lab_down() { bash "$ROOT/lab/lab.sh" down >"$RUN/lab-down.log" 2>&1 || { tail -20 "$RUN/lab-down.log" >&2; return 1; }; }
 # api METHOD PATH: the simulator's API with the lab token (what the provider sees).
-api() { curl -sk -X "$1" -H "Authorization: PVEAPIToken=$PROXMOX_VE_API_TOKEN" "https://$GATEWAY:8006/api2/json$2"; }
+api() { curl -sk -X "$1" -H @"$RUN/api-header" "https://$GATEWAY:8006/api2/json$2"; }
 # vmid_of NAME: the VM id the simulator gave a node.
 vmid_of() { api GET /nodes/pve/qemu | jq -r --arg n "$1" '.data[] | select(.name == $n) | .vmid'; }
 vm_ids() { api GET /nodes/pve/qemu | jq -r '.data[] | select(.template != 1) | .vmid' | sort -n | paste -sd' ' -; }
@@ -235,6 +237,8 @@ api_has_template() { api GET /nodes/pve/qemu/9000/config | jq -e '.data.template
 running_hosts() { bash "$ROOT/lab/hosts.sh" status 2>/dev/null | awk '$3 == "running" { n++ } END { print n + 0 }'; }
 
 # --- hosts -----------------------------------------------------------------------------------------------
+# servers: the names of the K3s servers (the first $MASTERS hosts), one per line.
+servers() { local entry; for entry in "${HOSTS[@]:0:$MASTERS}"; do echo "${entry%%=*}"; done; }
 inventory_hosts() { awk '/ansible_host=/ { sub("ansible_host=", "", $2); print $1 "=" $2 }' "$INVENTORY"; }
 # ssh_config: one entry per inventory host; trusted host keys are exactly the ones the hosts' cloud-init made
 # (read from the hosts by lab/hosts.sh known-hosts), never ~/.ssh/known_hosts.

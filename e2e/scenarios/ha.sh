@@ -9,9 +9,9 @@
 
 # vip_holder: the server whose interface carries the VIP ("" when none does).
 vip_holder() {
-  local entry
-  for entry in "${HOSTS[@]:0:$MASTERS}"; do
-    if on "${entry%%=*}" "ip -4 -o address show | grep -qF ' $API_VIP/'" </dev/null 2>/dev/null; then echo "${entry%%=*}"; return 0; fi
+  local host
+  for host in $(servers); do
+    if on "$host" "ip -4 -o address show | grep -qF ' $API_VIP/'" </dev/null 2>/dev/null; then echo "$host"; return 0; fi
   done
 }
 # through_vip: the API answers /readyz through the VIP, with the operator's kubeconfig.
@@ -130,7 +130,7 @@ scenario_ha() {
     check "${HOSTS[$i]%%=*} registers through the VIP" on "${HOSTS[$i]%%=*}" "sudo grep -qx 'server: https://$API_VIP:6443' /etc/rancher/k3s/config.yaml"
   done
   holder="$(vip_holder)"
-  check "exactly one server holds the VIP: ${holder:-none}" test "$(for e in "${HOSTS[@]:0:3}"; do on "${e%%=*}" "ip -4 -o address show | grep -F ' $API_VIP/'" </dev/null; done | wc -l)" -eq 1
+  check "exactly one server holds the VIP: ${holder:-none}" test "$(for h in $(servers); do on "$h" "ip -4 -o address show | grep -F ' $API_VIP/'" </dev/null; done | wc -l)" -eq 1
   check "make status: 3 of 3 servers ready, etcd has quorum" status_says healthy "3 of 3 servers ready; etcd has quorum (3 of 3 members healthy, 2 needed)"
   check "... and names the holder of the VIP" log_says "$RUN/status-healthy.log" "$holder ($(sed -n "s/^$holder ansible_host=\([^ ]*\).*/\1/p" "$INVENTORY")): k3s active, API ready, etcd healthy, holds the virtual IP"
   provision "$RUN/provision-ha-2.log" || true
@@ -173,8 +173,7 @@ scenario_ha() {
   sleep 2
   kubectl_loop_stop
   timing "failover 4: kubectl requests failed / sent" "$LOOP_SUMMARY"
-  check "the VM is stopped (Proxmox's view)" bash -c '[ "$(curl -sk -H "Authorization: PVEAPIToken=$1" "$2/status/current" | jq -r .data.status)" = stopped ]' \
-    _ "$PROXMOX_VE_API_TOKEN" "https://$GATEWAY:8006/api2/json/nodes/pve/qemu/$vmid"
+  check "the VM is stopped (Proxmox's view)" test "$(api GET "/nodes/pve/qemu/$vmid/status/current" | jq -r .data.status)" = stopped
   check "etcd keeps quorum with 2 of 3 (make status: each member's /health through K3s's certificates)" \
     status_says poweroff "2 of 3 servers ready; etcd has quorum (2 of 3 members healthy, 2 needed)"
   check "... which names the powered-off server unreachable and warns that one more failure stops the API" \

@@ -31,9 +31,9 @@ scenario_hardened() {
   if [ "$MASTERS" -gt 1 ]; then
     # Each server restarted with the flag; the ones already in the cluster must have taken the first one's key.
     one_key() {
-      local entry sums=()
-      for entry in "${HOSTS[@]:0:$MASTERS}"; do
-        sums+=("$(on "${entry%%=*}" 'sudo sha256sum /var/lib/rancher/k3s/server/cred/encryption-config.json' </dev/null | cut -d' ' -f1)")
+      local host sums=()
+      for host in $(servers); do
+        sums+=("$(on "$host" 'sudo sha256sum /var/lib/rancher/k3s/server/cred/encryption-config.json' </dev/null | cut -d' ' -f1)")
       done
       printf '%s\n' "${sums[@]}"
       [ -n "${sums[0]}" ] && [ "$(printf '%s\n' "${sums[@]}" | sort -u | wc -l)" -eq 1 ]
@@ -81,8 +81,19 @@ spec:
       securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: [ALL] } }
 POD
   check "... and a compliant one from the local test image runs" kubectl wait -n e2e-psa pod/compliant --for=condition=Ready --timeout=120s
-  check "the audit log records the Secret's creation (its metadata, not its value)" \
-    on "$master" "sudo grep -F '\"resource\":\"secrets\"' /var/lib/rancher/k3s/server/logs/audit.log | grep -F '\"name\":\"e2e-hardened\"' | grep -qF '\"verb\":\"create\"' && ! sudo grep -qaF '$value' /var/lib/rancher/k3s/server/logs/audit.log"
+  # With several servers behind the VIP the request reached one of them: its audit log has the entry, and no
+  # server's log has the value.
+  audited() {
+    local host log=/var/lib/rancher/k3s/server/logs/audit.log recorded=
+    for host in $(servers); do
+      if on "$host" "sudo grep -F '\"resource\":\"secrets\"' $log | grep -F '\"name\":\"e2e-hardened\"' | grep -qF '\"verb\":\"create\"'" </dev/null; then
+        echo "recorded on $host"; recorded=1
+      fi
+      if on "$host" "sudo grep -qaF '$value' $log" </dev/null; then echo "the value is in $host's audit log"; return 1; fi
+    done
+    [ -n "$recorded" ]
+  }
+  check "the audit log records the Secret's creation (its metadata, not its value)" audited
 
   make_logged "$RUN/reset-hardened.log" reset CONFIRM=yes || tail -20 "$RUN/reset-hardened.log"
   k3s_gone() { ! on "$master" test -e /usr/local/bin/k3s </dev/null; }

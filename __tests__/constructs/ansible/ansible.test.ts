@@ -612,3 +612,20 @@ describe("a restart says why", () => {
     expect(restart.name).toBe("Restart k3s");
   });
 });
+
+describe("the secrets-encryption key in hardened", () => {
+  it("goes from the first server to the servers already in the cluster, before they restart with it, never logged or overwritten", () => {
+    const tasks = roleTasks("k3s_master").map(({ task }) => task);
+    const at = (prefix: string) => tasks.findIndex((t) => String(t.name).startsWith(prefix));
+    const [read, cred, give, config] = [
+      at("Read the first server's secrets-encryption key"),
+      at("Check whether this server is already in the cluster"),
+      at("Give a server already in the cluster"),
+      at("Write the K3s server configuration"),
+    ];
+    expect([read, cred, give].every((i) => i >= 0 && i < config)).toBe(true);
+    expect(tasks[read]).toMatchObject({ delegate_to: "{{ k3s_master_first }}", no_log: true, when: ["inventory_hostname != k3s_master_first", "k3s_master_hardened"] });
+    expect(tasks[give]).toMatchObject({ no_log: true, "ansible.builtin.copy": { mode: "0600", force: false } });
+    expect(tasks[give].when).toContain("k3s_master_cred_dir.stat.isdir | default(false)");
+  });
+});
