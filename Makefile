@@ -47,7 +47,7 @@ BATCH ?= 1
 # Where make backup puts the snapshots (not committed).
 BACKUP_DIR ?= backups
 
-.PHONY: help setup synth diff apply destroy template template-destroy provision upgrade status deploy-apps dashboard-token backup restore remove-nodes reset test unit lint tf-test docs lab lab-down e2e bench
+.PHONY: help setup synth diff apply destroy template template-destroy provision upgrade status deploy-apps dashboard-token dashboard-admin-token backup restore remove-nodes reset test unit lint tf-test docs lab lab-down e2e bench
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -109,8 +109,11 @@ deploy-apps: ## Deploy Traefik, the dashboard, Whoami and Uptime Kuma (manifests
 status: ## Is the control plane well? Each server's k3s, API, etcd member and VIP; fails when the API is unavailable
 	@$(call playbook,status.yml)
 
-dashboard-token: ## Print a 1-hour login token for the dashboard (stored nowhere)
+dashboard-token: ## Print a 1-hour login token for the dashboard (stored nowhere; read-only under the hardened profile)
 	@$(call playbook,dashboard-token.yml)
+
+dashboard-admin-token: ## Print a 1-hour cluster-admin login token for the dashboard (stored nowhere)
+	@$(call playbook,dashboard-token.yml,-e dashboard_admin=true)
 
 backup: ## Save an etcd snapshot on the master and copy it to backups/ (BACKUP_DIR=…)
 	$(call playbook,backup.yml,-e backup_dir="$(abspath $(BACKUP_DIR))")

@@ -433,6 +433,37 @@ $pdb
 EOF
 }
 
+# app_pods NAMESPACE INSTANCE: how many pods of the app exist (made by its controller, so admitted).
+app_pods() { kubectl get pods -n "$1" -l "app.kubernetes.io/instance=$2" -o name | grep -c . || true; }
+# apps_deploy LOG: make deploy-apps on the e2e's files, without waiting for rollouts (the apps' images cannot be
+# pulled here: no registry).
+apps_deploy() {
+  reported "$1" deploy-apps \
+    ANSIBLE_ARGS="-e k3s_apps_manifests_dir=$RUN/manifests -e k3s_apps_kubeconfig=$RUN/kubeconfig -e k3s_apps_wait=false"
+}
+# dashboard_token TARGET: the token make TARGET (dashboard-token, dashboard-admin-token) prints. Captured, never
+# printed: it must not reach a log.
+dashboard_token() { make -C "$ROOT" --no-print-directory -s "$1" INVENTORY="$INVENTORY" 2>&1 | grep -o 'eyJ[A-Za-z0-9._-]*' | head -1 || true; }
+# as_token TOKEN KUBECTL-ARGS...: kubectl as the token's user, through a kubeconfig file (0600, removed after) that
+# keeps the token off the command line.
+as_token() {
+  local token="$1" file status=0
+  shift
+  file="$(mktemp)"
+  chmod 0600 "$file"
+  cat >"$file" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters: [{ name: e2e, cluster: { server: "https://${HOSTS[0]#*=}:6443", certificate-authority-data: $(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}') } }]
+users: [{ name: token, user: { token: "$token" } }]
+contexts: [{ name: e2e, context: { cluster: e2e, user: token } }]
+current-context: e2e
+KUBECONFIG
+  kubectl --kubeconfig "$file" "$@" || status=$?
+  rm -f "$file"
+  return "$status"
+}
+
 # secrets_in_logs: no secret of the run in any log it wrote (ours, Ansible's, Terraform's, the simulator's).
 secrets_in_logs() {
   local secret

@@ -24,9 +24,12 @@
 #   ha         the cluster grown to 3 servers behind the API's virtual IP (make apply + make provision); failovers
 #              under a kubectl loop: K3s stopped on the VIP's holder (3 times), its VM powered off, 2 of 3 servers
 #              down (make status says the API is unavailable; it returns with a second server); backup and restore
-#   hardened   security_profile = "hardened" switched on by make provision (it says what it restarts): secrets
-#              encrypted in etcd (not in a snapshot's raw data), a privileged pod refused, a compliant one running,
-#              the audit log recording a request, protect-kernel-defaults; then make reset
+#   hardened   security_profile = "hardened" switched on by make provision (it says what it restarts; an
+#              admin_cidrs without the runner is refused first): the host firewall's port matrix from inside and
+#              outside admin_cidrs and node to node, a NodePort and a ClusterIP through it; secrets encrypted in etcd (not in
+#              a snapshot's raw data), a privileged pod refused, a compliant one running, the audit log recording a
+#              request, protect-kernel-defaults; the apps admitted under restricted, the dashboard's read-only and
+#              admin tokens; then make reset
 #   destroy    make destroy leaves no VM and no host, only the template; a second one changes nothing; then
 #              make template-destroy removes the template and its image (twice: the second changes nothing)
 #

@@ -1,8 +1,8 @@
 /**
  * The day-2 playbooks around the apps: `apps-deploy.yml` (make deploy-apps) and `dashboard-token.yml`
- * (make dashboard-token).
+ * (make dashboard-token, and with dashboard_admin=true make dashboard-admin-token).
  */
-import { DASHBOARD_LOGIN } from "../k8s";
+import { DASHBOARD_ACCOUNTS } from "../k8s";
 import { folded, Play } from "./model";
 import { K3S } from "./roles/k3s_binary";
 
@@ -27,22 +27,18 @@ export const dashboardTokenPlays: readonly Play[] = [
     hosts: "master[0]",
     gather_facts: false,
     become: true,
+    vars: {
+      // group_vars' dashboard_login_account: the admin under the homelab profile, the read-only viewer under hardened.
+      dashboard_admin: false,
+      dashboard_token_account: `{{ '${DASHBOARD_ACCOUNTS.admin.serviceAccount}' if dashboard_admin | bool else dashboard_login_account | default('${DASHBOARD_ACCOUNTS.admin.serviceAccount}') }}`,
+    },
     tasks: [
       {
         // A TokenRequest: the token is made for this request, stored nowhere, and expires by itself.
-        name: `Create a token for the ServiceAccount ${DASHBOARD_LOGIN.namespace}/${DASHBOARD_LOGIN.serviceAccount}`,
+        name: `Create a token for the ServiceAccount ${DASHBOARD_ACCOUNTS.namespace}/{{ dashboard_token_account }}`,
         module: "ansible.builtin.command",
         args: {
-          argv: [
-            K3S,
-            "kubectl",
-            "--namespace",
-            DASHBOARD_LOGIN.namespace,
-            "create",
-            "token",
-            DASHBOARD_LOGIN.serviceAccount,
-            `--duration=${DASHBOARD_TOKEN_DURATION}`,
-          ],
+          argv: [K3S, "kubectl", "--namespace", DASHBOARD_ACCOUNTS.namespace, "create", "token", "{{ dashboard_token_account }}", `--duration=${DASHBOARD_TOKEN_DURATION}`],
         },
         register: "dashboard_token",
         changed_when: false,

@@ -366,12 +366,13 @@ export const resetPlays: readonly Play[] = [
     become: true,
     tasks: [
       { name: "Read the services", module: "ansible.builtin.service_facts", args: {} },
-      { ...stopK3sServices, when: "(item ~ '.service') in ansible_facts.services" },
+      // A unit another one only names (k3s-firewall.service is ordered before both) is listed as not-found.
+      { ...stopK3sServices, when: `ansible_facts.services.get(item ~ '.service', {}).get('status', 'not-found') != 'not-found'` },
       {
         name: "Stop and disable keepalived (the API's virtual IP goes with K3s)",
         module: "ansible.builtin.systemd_service",
         args: { name: "keepalived", state: "stopped", enabled: false },
-        when: "'keepalived.service' in ansible_facts.services",
+        when: "ansible_facts.services.get('keepalived.service', {}).get('status', 'not-found') != 'not-found'",
       },
       {
         // The kubelet's systemd cgroup driver puts every pod below kubepods.slice: stopping it ends them all.

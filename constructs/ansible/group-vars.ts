@@ -4,7 +4,7 @@
  * configuration, so it is written at synth time and not committed.
  */
 import { apiAddressOf, type ClusterConfig } from "../config";
-import { appEndpoints } from "../k8s";
+import { appEndpoints, dashboardLogin } from "../k8s";
 import { Role } from "./model";
 import { yamlFile, wrap } from "./render";
 import { PROTECTED_KERNEL_DEFAULTS } from "./roles/hardening";
@@ -15,6 +15,8 @@ export const GROUP_VARS_SOURCE = "constructs/ansible/group-vars.ts";
 /** Variables read by playbooks rather than roles. */
 export const PLAYBOOK_VARIABLES: Readonly<Record<string, string>> = {
   cluster_nodes: "Every node terraform.tfvars lists; remove-nodes.yml drains and deletes the inventory's other nodes.",
+  dashboard_login_account:
+    "The dashboard ServiceAccount whose token make dashboard-token prints (make dashboard-admin-token: always headlamp-admin).",
 };
 
 /** The values: every one comes from the configuration, none is typed here. */
@@ -37,6 +39,7 @@ export function groupVarsValues(config: ClusterConfig): Record<string, unknown> 
     k3s_vip_router_id: vip ? Number(vip.split(".")[3]) || 1 : 51,
     k3s_worker_server_url: `https://${apiAddress}:6443`,
     cluster_nodes: [...config.masters, ...config.workers].map((node) => node.name),
+    dashboard_login_account: dashboardLogin(config),
     k3s_apps_endpoints: appEndpoints(config).map((e) => `${e.name}: ${e.url} — ${e.login}`),
     ...(config.security.profile === "hardened"
       ? {
@@ -44,6 +47,9 @@ export function groupVarsValues(config: ClusterConfig): Record<string, unknown> 
           k3s_worker_hardened: true,
           // protect-kernel-defaults: the kubelet refuses to start unless these are set, so the nodes set them at boot.
           k3s_prereqs_sysctl: { ...K3S_SYSCTL, ...PROTECTED_KERNEL_DEFAULTS },
+          k3s_firewall_enabled: true,
+          k3s_firewall_admin_cidrs: config.security.adminCidrs,
+          k3s_firewall_vrrp: vip !== undefined,
         }
       : {}),
   };

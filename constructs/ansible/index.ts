@@ -19,6 +19,7 @@ import { argumentSpecsFile, defaultsFile, metaFile, playbookFile, taskFile, vars
 import { base } from "./roles/base";
 import { k3sApps } from "./roles/k3s_apps";
 import { k3sBinary } from "./roles/k3s_binary";
+import { k3sFirewall } from "./roles/k3s_firewall";
 import { k3sMaster } from "./roles/k3s_master";
 import { k3sPrereqs } from "./roles/k3s_prereqs";
 import { k3sVip } from "./roles/k3s_vip";
@@ -28,7 +29,7 @@ import { STATUS_SOURCE, statusPlays } from "./status";
 import { UPGRADE_SOURCE, upgradePlays } from "./upgrade";
 
 /** Every role: the node roles in the order site.yml applies them, then the apps role of apps-deploy.yml. */
-export const ROLES: readonly Role[] = [base, k3sPrereqs, k3sBinary, k3sMaster, k3sVip, k3sWorker, k3sApps];
+export const ROLES: readonly Role[] = [base, k3sPrereqs, k3sFirewall, k3sBinary, k3sMaster, k3sVip, k3sWorker, k3sApps];
 
 /** The folder of the generated tree, relative to the repository root. */
 export const ANSIBLE_DIR = "ansible";

@@ -46,7 +46,7 @@ export type Module =
   | "k3s_version_check";
 
 /** The modules roles carry in their own library/ (constructs/ansible/modules/). */
-export type RoleModule = "k3s_files" | "k3s_kernel";
+export type RoleModule = "k3s_files" | "k3s_firewall" | "k3s_kernel";
 
 /** A Jinja condition (without braces) or a list of them, all of which must hold. */
 export type Condition = string | boolean | readonly string[];

@@ -150,11 +150,13 @@ export const sitePlays: readonly Play[] = [
     hosts: "k3s_cluster",
     gather_facts: false,
     become: true,
-    roles: ["base", "k3s_prereqs"],
-    // One package transaction per node: base installs k3s_prereqs' packages with its own.
+    roles: ["base", "k3s_prereqs", "k3s_firewall"],
+    // One package transaction per node: base installs k3s_prereqs' and k3s_firewall's packages with its own.
     vars: {
-      base_role_packages: "{{ k3s_prereqs_packages[ansible_facts.os_family] | default([]) }}",
+      base_role_packages:
+        "{{ k3s_prereqs_packages[ansible_facts.os_family] | default([]) + (k3s_firewall_packages if k3s_firewall_enabled | default(false) else []) }}",
       k3s_prereqs_install_packages: false,
+      k3s_firewall_install_packages: false,
     },
     // Every node downloads and verifies its binary here, all at once: the agents' joins later only install it.
     tasks: [

@@ -58,7 +58,11 @@ export interface ClusterConfig {
     readonly timezone: string;
   };
   readonly k3s: { readonly version: string };
-  readonly security: { readonly profile: "homelab" | "hardened" };
+  readonly security: {
+    readonly profile: "homelab" | "hardened";
+    /** Who may reach SSH, the API and the NodePorts under the hardened profile's firewall (admin_cidrs, or node_cidr). */
+    readonly adminCidrs: readonly string[];
+  };
   readonly backups: {
     /** Cron expression, or "" for no scheduled snapshots. */
     readonly schedule: string;
@@ -243,6 +247,14 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
     problems.push(`security_profile = ${JSON.stringify(v.security_profile)}: must be "homelab" (K3s's defaults) or "hardened" (K3s's CIS hardening guide).`);
   }
 
+  const adminCidrs = Array.isArray(v.admin_cidrs) ? (v.admin_cidrs as string[]) : typeof v.node_cidr === "string" ? [v.node_cidr] : [];
+  if (Array.isArray(v.admin_cidrs)) {
+    if (v.admin_cidrs.length === 0) problems.push("admin_cidrs = []: no one could reach SSH or the API through the firewall; give at least your own network, or null for node_cidr.");
+    for (const cidr of adminCidrs) {
+      if (!parseCidr(cidr)) problems.push(`admin_cidrs: ${JSON.stringify(cidr)} is not an IPv4 network in CIDR form with no host bits set, such as "192.168.1.0/24" or "192.168.1.20/32".`);
+    }
+  }
+
   // K3s
   const k3sVersion = v.k3s_version === null ? options.defaultK3sVersion ?? readVersions().K3S_VERSION : v.k3s_version;
   if (typeof k3sVersion !== "string" || !/^v1\.\d+\.\d+\+k3s(\d+|-[0-9a-f]{7,40}(-dirty)?)$/.test(k3sVersion)) {
@@ -318,7 +330,7 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
     },
     access: { sshUser: str("ssh_user"), sshPublicKey, sshPrivateKeyFile: privateKeyFile, timezone: str("timezone") },
     k3s: { version: k3sVersion as string },
-    security: { profile: v.security_profile as "homelab" | "hardened" },
+    security: { profile: v.security_profile as "homelab" | "hardened", adminCidrs },
     backups: {
       schedule: str("etcd_snapshot_schedule"),
       retention: num("etcd_snapshot_retention"),

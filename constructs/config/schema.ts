@@ -132,7 +132,14 @@ export const CONFIG_SCHEMA = {
     default: "homelab",
     group: "Security",
     description:
-      "`\"homelab\"`: K3s's defaults. `\"hardened\"`: K3s as its CIS hardening guide configures it — protect-kernel-defaults (the kernel settings it needs set at boot), secrets encrypted in etcd, Pod Security `restricted` in every namespace that does not say otherwise (kube-system exempt), an audit log on every server, the guide's API server, controller-manager and kubelet flags. `make provision` switches a running cluster and says what it restarts. README: \"The hardened profile\" (what it does not do yet).",
+      "`\"homelab\"`: K3s's defaults. `\"hardened\"`: K3s as its CIS hardening guide configures it — protect-kernel-defaults (the kernel settings it needs set at boot), secrets encrypted in etcd, Pod Security `restricted` in every namespace that does not say otherwise (kube-system exempt), an audit log on every server, the guide's API server, controller-manager and kubelet flags; a host firewall (nftables) that lets in only the ports K3s needs. `make provision` switches a running cluster and says what it restarts. README: \"The hardened profile\" (what it does not do yet).",
+  },
+  admin_cidrs: {
+    type: "list(string)",
+    default: null,
+    group: "Security",
+    description:
+      "Hardened profile: the IPv4 networks (CIDR) that may reach the nodes' SSH, the Kubernetes API and the NodePorts; `null` means `node_cidr`. The machine that runs `make provision` must be inside (it is refused otherwise).",
   },
 
   k3s_version: {
@@ -169,7 +176,7 @@ export const CONFIG_SCHEMA = {
     type: "bool",
     default: true,
     group: "Apps",
-    description: "Deploy the cluster dashboard (Headlamp) in `monitoring`, with the `headlamp-admin` ServiceAccount whose token `make dashboard-token` prints.",
+    description: "Deploy the cluster dashboard (Headlamp) in `monitoring`, with the login ServiceAccounts `headlamp-admin` (cluster-admin: `make dashboard-admin-token`; also `make dashboard-token` under the homelab profile) and `headlamp-viewer` (read-only: `make dashboard-token` under the hardened profile).",
   },
   dashboard_image: { type: "string", default: "ghcr.io/headlamp-k8s/headlamp:v0.35.0", group: "Apps", description: "Headlamp image, with a pinned tag." },
   dashboard_node_port: { type: "number", default: 30090, group: "Apps", description: "NodePort of the dashboard." },

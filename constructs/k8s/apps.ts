@@ -11,8 +11,26 @@ import { AppIdentity, appMetadata, WebApp } from "./web-app";
 
 /** Namespaces `make deploy-apps` creates (and never deletes: they may hold the operator's own objects). */
 export const NAMESPACES = { apps: "apps", monitoring: "monitoring" } as const;
-/** The ServiceAccount whose token logs in to the dashboard (`make dashboard-token`). */
-export const DASHBOARD_LOGIN = { namespace: NAMESPACES.monitoring, serviceAccount: "headlamp-admin" } as const;
+/**
+ * The dashboard's login accounts, in `monitoring`: `headlamp-admin` (cluster-admin) and `headlamp-viewer` (the
+ * built-in read-only ClusterRole `view`, which shows no Secrets). `make dashboard-admin-token` prints a token of the
+ * first; `make dashboard-token` one of the first under the homelab profile, of the second under the hardened one.
+ */
+export const DASHBOARD_ACCOUNTS = {
+  namespace: NAMESPACES.monitoring,
+  admin: { serviceAccount: "headlamp-admin", clusterRole: "cluster-admin" },
+  viewer: { serviceAccount: "headlamp-viewer", clusterRole: "view" },
+} as const;
+/** The account `make dashboard-token` logs in with. */
+export const dashboardLogin = (config: ClusterConfig): string =>
+  (config.security.profile === "hardened" ? DASHBOARD_ACCOUNTS.viewer : DASHBOARD_ACCOUNTS.admin).serviceAccount;
+/** Pod Security labels of the apps' namespaces under the hardened profile: restricted, enforced, audited, warned. */
+export const POD_SECURITY_RESTRICTED = Object.fromEntries(
+  ["enforce", "audit", "warn"].flatMap((mode) => [
+    [`pod-security.kubernetes.io/${mode}`, "restricted"],
+    [`pod-security.kubernetes.io/${mode}-version`, "latest"],
+  ]),
+);
 /** Path under which Traefik routes to Whoami. */
 export const WHOAMI_PATH = "/whoami";
 
@@ -45,10 +63,13 @@ const identity = (config: ClusterConfig, name: string, namespace: string, compon
   partOf: config.clusterName,
 });
 
+// Under hardened the labels say what the admission configuration enforces there anyway (restricted, where a
+// namespace sets nothing): every app passes it (constructs/k8s/web-app.ts's security context).
 function namespaces(scope: Construct, config: ClusterConfig): void {
+  const podSecurity = config.security.profile === "hardened" ? POD_SECURITY_RESTRICTED : {};
   for (const name of Object.values(NAMESPACES)) {
     new k8s.KubeNamespace(scope, name, {
-      metadata: { name, labels: { "app.kubernetes.io/part-of": config.clusterName, "app.kubernetes.io/managed-by": "k3s-proxmox" } },
+      metadata: { name, labels: { "app.kubernetes.io/part-of": config.clusterName, "app.kubernetes.io/managed-by": "k3s-proxmox", ...podSecurity } },
     });
   }
 }
@@ -112,13 +133,15 @@ function headlamp(scope: Construct, config: ClusterConfig): void {
   const app = identity(config, "headlamp", NAMESPACES.monitoring, "dashboard", d.image);
   // The pod's own account has no rights: each user logs in with a token, and sees what that token may see.
   new k8s.KubeServiceAccount(scope, "service-account", { metadata: appMetadata(app), automountServiceAccountToken: true });
-  const login = { ...app, name: DASHBOARD_LOGIN.serviceAccount };
-  new k8s.KubeServiceAccount(scope, "login-account", { metadata: appMetadata(login), automountServiceAccountToken: false });
-  new k8s.KubeClusterRoleBinding(scope, "login-binding", {
-    metadata: appMetadata(login, DASHBOARD_LOGIN.serviceAccount, false),
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
-    subjects: [{ kind: "ServiceAccount", name: DASHBOARD_LOGIN.serviceAccount, namespace: DASHBOARD_LOGIN.namespace }],
-  });
+  for (const [id, account] of Object.entries({ admin: DASHBOARD_ACCOUNTS.admin, viewer: DASHBOARD_ACCOUNTS.viewer })) {
+    const login = { ...app, name: account.serviceAccount };
+    new k8s.KubeServiceAccount(scope, `${id}-account`, { metadata: appMetadata(login), automountServiceAccountToken: false });
+    new k8s.KubeClusterRoleBinding(scope, `${id}-binding`, {
+      metadata: appMetadata(login, account.serviceAccount, false),
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: account.clusterRole },
+      subjects: [{ kind: "ServiceAccount", name: account.serviceAccount, namespace: DASHBOARD_ACCOUNTS.namespace }],
+    });
+  }
   new WebApp(scope, "headlamp", {
     ...app,
     replicas: 1,
@@ -212,7 +235,7 @@ export const APPS: readonly AppDefinition[] = [
     id: "20-headlamp",
     enabled: (c) => c.apps.dashboard.enabled,
     build: headlamp,
-    endpoints: (c, address) => [{ name: "Cluster dashboard (Headlamp)", url: `http://${address}:${c.apps.dashboard.nodePort}/`, login: "log in with the token `make dashboard-token` prints" }],
+    endpoints: (c, address) => [{ name: "Cluster dashboard (Headlamp)", url: `http://${address}:${c.apps.dashboard.nodePort}/`, login: c.security.profile === "hardened" ? "log in with the read-only token of `make dashboard-token` (cluster-admin: `make dashboard-admin-token`)" : "log in with the token `make dashboard-token` prints" }],
   },
   {
     id: "30-whoami",

@@ -8,7 +8,7 @@ import type { ClusterConfig } from "../config";
 import type { GeneratedFile } from "../generated-file";
 import { APPS, appObjects } from "./apps";
 
-export { appEndpoints, APPS, DASHBOARD_LOGIN, NAMESPACES, WHOAMI_PATH } from "./apps";
+export { appEndpoints, APPS, DASHBOARD_ACCOUNTS, dashboardLogin, NAMESPACES, WHOAMI_PATH } from "./apps";
 
 export const MANIFESTS_DIR = "manifests";
 

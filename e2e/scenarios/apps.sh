@@ -7,12 +7,9 @@
 # the NOTE below), so their pods are scheduled but not run.
 
 scenario_apps() {
-  local manifests="$RUN/manifests" apps_args master_ip manifest
+  local manifests="$RUN/manifests" master_ip manifest
   ensure_cluster
   master_ip="${HOSTS[0]#*=}"
-  # No waiting for rollouts: the apps' images cannot be pulled here (no registry).
-  apps_args="-e k3s_apps_manifests_dir=$manifests -e k3s_apps_kubeconfig=$RUN/kubeconfig -e k3s_apps_wait=false"
-  deploy_apps() { reported "$1" deploy-apps ANSIBLE_ARGS="$apps_args"; } # deploy_apps LOG
   make_logged "$RUN/synth-apps.log" synth || die "make synth failed (log $RUN/synth-apps.log)"
   # Server-side dry run first: the namespaces, then (once they exist: objects in a missing namespace cannot be
   # dry-run) every other manifest. The namespaces are then created for real by kubectl, the rest by the playbook.
@@ -21,10 +18,10 @@ scenario_apps() {
   for manifest in "$manifests"/[1-9]*.yaml; do
     check "server-side dry run accepts $(basename "$manifest")" kubectl apply --dry-run=server -f "$manifest"
   done
-  deploy_apps "$RUN/deploy-apps-1.log" || tail -30 "$RUN/deploy-apps-1.log"
+  apps_deploy "$RUN/deploy-apps-1.log" || tail -30 "$RUN/deploy-apps-1.log"
   check "make deploy-apps succeeds" grep -Eq '^localhost +: ok=[0-9]+ +changed=[1-9][0-9]* .*failed=0' "$RUN/deploy-apps-1.log"
   check "it prints the design document's URLs" grep -q "Whoami: http://$master_ip:30081/" "$RUN/deploy-apps-1.log"
-  deploy_apps "$RUN/deploy-apps-2.log" || true
+  apps_deploy "$RUN/deploy-apps-2.log" || true
   check "second make deploy-apps reports changed=0" recap_unchanged "$RUN/deploy-apps-2.log"
   check "every object of manifests/ exists in the cluster" kubectl get -f "$manifests" -o name
   node_ports() { kubectl get services -A -l app.kubernetes.io/managed-by=k3s-proxmox -o jsonpath='{range .items[*].spec.ports[*]}{.nodePort}{"\n"}{end}' | sort | paste -sd' '; }
@@ -46,36 +43,24 @@ scenario_apps() {
     -o custom-columns='NAMESPACE:.metadata.namespace,POD:.metadata.name,NODE:.spec.nodeName,WAITING:.status.containerStatuses[0].state.waiting.reason' || true
 
   step "make dashboard-token: a token that logs in as the dashboard's ServiceAccount"
-  local token token_kubeconfig
-  # Captured, never printed: it must not reach a log.
-  token="$(make -C "$ROOT" --no-print-directory -s dashboard-token INVENTORY="$INVENTORY" 2>&1 | grep -o 'eyJ[A-Za-z0-9._-]*' | head -1 || true)"
+  local token
+  token="$(dashboard_token dashboard-token)"
   check "make dashboard-token prints a token" test -n "$token"
-  token_kubeconfig="$(mktemp)"
-  chmod 0600 "$token_kubeconfig"
-  cat >"$token_kubeconfig" <<EOF2
-apiVersion: v1
-kind: Config
-clusters: [{ name: e2e, cluster: { server: "https://$master_ip:6443", certificate-authority-data: $(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}') } }]
-users: [{ name: dashboard, user: { token: "$token" } }]
-contexts: [{ name: e2e, context: { cluster: e2e, user: dashboard } }]
-current-context: e2e
-EOF2
   check "the token authenticates as system:serviceaccount:monitoring:headlamp-admin" \
-    test "$(kubectl --kubeconfig "$token_kubeconfig" auth whoami -o jsonpath='{.status.userInfo.username}')" = system:serviceaccount:monitoring:headlamp-admin
-  check "and may read the cluster (kubectl get nodes)" kubectl --kubeconfig "$token_kubeconfig" get nodes
-  rm -f "$token_kubeconfig"
+    test "$(as_token "$token" auth whoami -o jsonpath='{.status.userInfo.username}')" = system:serviceaccount:monitoring:headlamp-admin
+  check "and may read the cluster (kubectl get nodes)" as_token "$token" get nodes
   check "the dashboard token appears in no log" secrets_in_logs "$token"
 
   step "an app removed from terraform.tfvars is removed from the cluster"
   configure "whoami_enabled = false"
   make_logged "$RUN/synth-apps-2.log" synth || die "make synth failed"
   check "synth moved Whoami's manifest to manifests/removed/" test -f "$manifests/removed/30-whoami.yaml" -a ! -e "$manifests/30-whoami.yaml"
-  deploy_apps "$RUN/deploy-apps-3.log" || tail -30 "$RUN/deploy-apps-3.log"
+  apps_deploy "$RUN/deploy-apps-3.log" || tail -30 "$RUN/deploy-apps-3.log"
   whoami_gone() { [ -z "$(kubectl get deployments,services,ingresses -n apps -l app.kubernetes.io/instance=whoami -o name)" ]; }
   check "Whoami's Deployment, Service and Ingress are gone" whoami_gone
   check "the other apps stay" kubectl get deployment -n kube-system traefik -o name
   configure
   make_logged "$RUN/synth-apps-3.log" synth || die "make synth failed"
-  deploy_apps "$RUN/deploy-apps-4.log" >/dev/null || tail -30 "$RUN/deploy-apps-4.log"
+  apps_deploy "$RUN/deploy-apps-4.log" >/dev/null || tail -30 "$RUN/deploy-apps-4.log"
   check "enabled again, Whoami is back" kubectl get deployment -n apps whoami -o name
 }

@@ -1,17 +1,69 @@
 # shellcheck shell=bash
 # Sourced by e2e/run.sh after e2e/lib.sh. Checks take local functions, and commands in single quotes on purpose:
 # shellcheck disable=SC2016,SC2034,SC2329
-# security_profile = "hardened" on the running cluster: make provision switches it, saying what it restarts; then
-# from outside: secrets encrypted in etcd (a Secret's value absent from an etcd snapshot's raw data, the
-# encryption prefix present), Pod Security `restricted` (a privileged pod refused, a compliant one from the local
-# image running), the audit log recording a request, protect-kernel-defaults in force. The cluster is reset at the
-# end (a K3s whose secrets are encrypted cannot simply go back), so a later scenario provisions a fresh one.
+# security_profile = "hardened" on the running cluster: make provision refuses an admin_cidrs that would shut the
+# runner out, then switches it, saying what it restarts; then from outside: the host firewall's port matrix (probed
+# from the runner inside admin_cidrs, from a second runner address outside it, and from node to node), the pod and
+# service networks through it (a NodePort and a ClusterIP to a pod on another node), secrets encrypted in
+# etcd (a Secret's value absent from an etcd snapshot's raw data, the encryption prefix present), Pod Security
+# `restricted` (a privileged pod refused, a compliant one from the local image running), the audit log recording a
+# request, protect-kernel-defaults in force; the apps' namespaces enforcing restricted (every app's pod admitted, a
+# privileged one refused) and the dashboard's tokens (read-only, and the separate cluster-admin one). The cluster is
+# reset at the end (a K3s whose secrets are encrypted cannot simply go back), so a later scenario provisions a fresh
+# one; the next homelab provision takes the firewall off.
+
+# The runner's second address on the lab bridge: outside admin_cidrs (which is the runner's first, $GATEWAY/32).
+OUTSIDER="$PREFIX.250"
+# probe SOURCE DEST PORT (python3, here or on a node): "open" (connected), "refused" (let through, nothing listens)
+# or "filtered" (dropped: no answer in 2 s). An empty SOURCE lets the system pick.
+PROBE='import socket, sys
+s = socket.socket()
+s.settimeout(2)
+if sys.argv[1]:
+    s.bind((sys.argv[1], 0))
+try:
+    s.connect((sys.argv[2], int(sys.argv[3])))
+    print("open")
+except ConnectionRefusedError:
+    print("refused")
+except OSError:
+    print("filtered")'
+addr_of() { local entry; for entry in "${HOSTS[@]}"; do [ "${entry%%=*}" != "$1" ] || { echo "${entry#*=}"; return; }; done; echo "$1"; }
+
+# port_matrix: every row "FROM TO PORT EXPECTED" probed and printed as a table; fails when a row differs.
+# FROM is runner (from $GATEWAY, inside admin_cidrs), outsider (from $OUTSIDER) or a node; TO a node or an address.
+port_matrix() {
+  local from to port want got bad=0
+  printf '%-24s %-24s %-6s %-9s %s\n' FROM TO PORT EXPECTED GOT
+  while read -r from to port want; do
+    [ -n "$from" ] || continue
+    case "$from" in
+      runner) got="$(python3 -c "$PROBE" "$GATEWAY" "$(addr_of "$to")" "$port")" ;;
+      outsider) got="$(python3 -c "$PROBE" "$OUTSIDER" "$(addr_of "$to")" "$port")" ;;
+      *) got="$(on "$from" python3 - "''" "$(addr_of "$to")" "$port" <<<"$PROBE")" ;;
+    esac
+    [ "$got" = "$want" ] || bad=$((bad + 1))
+    printf '%-24s %-24s %-6s %-9s %s%s\n' "$from" "$to" "$port" "$want" "$got" "$([ "$got" = "$want" ] || echo '   <-- differs')"
+  done
+  [ "$bad" -eq 0 ]
+}
 
 scenario_hardened() {
   local t0 master value snapshot
   ensure_cluster
   master="${HOSTS[0]%%=*}"
-  configure 'security_profile = "hardened"'
+  # An admin_cidrs without the runner: the firewall would shut make provision out, so it is refused on every node
+  # before the firewall changes.
+  configure 'security_profile = "hardened"' "admin_cidrs = [\"$OUTSIDER/32\"]"
+  make_logged "$RUN/synth-lockout.log" synth || die "make synth failed (log $RUN/synth-lockout.log)"
+  local rc=0
+  provision "$RUN/provision-lockout.log" || rc=$?
+  check "make provision refuses an admin_cidrs that leaves out the machine it runs on (exit $rc)" test "$rc" -ne 0
+  check "... naming the node, the address and the networks" log_says "$RUN/provision-lockout.log" "$master sees this machine (where make provision runs) at $GATEWAY, which is in none of admin_cidrs ($OUTSIDER/32)"
+  no_table() { local host; for host in $(servers) k3s-worker-1; do ! on "$host" 'sudo nft list table inet k3s_proxmox' </dev/null >/dev/null 2>&1 || return 1; done; }
+  check "... and loads no firewall anywhere" no_table
+
+  configure 'security_profile = "hardened"' "admin_cidrs = [\"$GATEWAY/32\"]"
   make_logged "$RUN/synth-hardened.log" synth || die "make synth failed (log $RUN/synth-hardened.log)"
   t0=$SECONDS
   provision "$RUN/provision-hardened.log" || { tail -40 "$RUN/provision-hardened.log"; die "make provision to the hardened profile failed"; }
@@ -23,6 +75,91 @@ scenario_hardened() {
   check "every node is Ready again ($(kubectl get nodes --no-headers 2>/dev/null | awk '$2 == "Ready"' | wc -l)/${#HOSTS[@]})" all_ready
   provision "$RUN/provision-hardened-2.log" || true
   check "a second make provision changes nothing" recap_unchanged "$RUN/provision-hardened-2.log"
+
+  step "hardened: the host firewall"
+  # A compliant echo pod on an agent behind a NodePort: reached through the first server, it crosses Flannel.
+  kubectl create namespace e2e-psa >/dev/null 2>&1 || true
+  kubectl apply -n e2e-psa -f - >/dev/null <<POD
+apiVersion: v1
+kind: Pod
+metadata: { name: compliant, labels: { app.kubernetes.io/name: compliant } }
+spec:
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms: [{ matchExpressions: [{ key: node-role.kubernetes.io/control-plane, operator: DoesNotExist }] }]
+  securityContext: { runAsNonRoot: true, runAsUser: 65534, seccompProfile: { type: RuntimeDefault } }
+  containers:
+    - name: echo
+      image: $ECHO_IMAGE
+      imagePullPolicy: Never
+      ports: [{ containerPort: 8080 }]
+      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: [ALL] } }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: compliant }
+spec:
+  type: NodePort
+  selector: { app.kubernetes.io/name: compliant }
+  ports: [{ port: 80, targetPort: 8080, nodePort: $ECHO_PORT }]
+POD
+  check "a compliant pod from the local test image runs in a namespace that sets no level (Pod Security restricted)" \
+    kubectl wait -n e2e-psa pod/compliant --for=condition=Ready --timeout=120s
+  firewall_enabled() { local h; for h in "${HOSTS[@]%%=*}"; do on "$h" systemctl is-enabled --quiet k3s-firewall.service </dev/null || return 1; done; }
+  check "k3s-firewall.service is enabled on every node (it loads the table at boot, before K3s)" firewall_enabled
+  ip addr add "$OUTSIDER/32" dev "$LAB_BRIDGE" 2>/dev/null || true
+  local rows="" worker1=k3s-worker-1 worker2=k3s-worker-2
+  rows+="runner $master 22 open
+runner $master 6443 open
+runner $master $ECHO_PORT open
+runner $master 10250 filtered
+runner $master 2379 filtered
+runner $master 2380 filtered
+runner $master 8080 filtered
+runner $worker1 22 open
+runner $worker1 $ECHO_PORT open
+runner $worker1 10250 filtered
+runner $worker1 6443 filtered
+outsider $master 22 filtered
+outsider $master 6443 filtered
+outsider $master $ECHO_PORT filtered
+outsider $worker1 22 filtered
+outsider $worker1 $ECHO_PORT filtered
+$worker1 $master 6443 open
+$worker1 $master 10250 open
+$worker1 $master 2379 filtered
+$worker1 $master 22 filtered
+$worker1 $worker2 10250 open
+$worker1 $worker2 22 filtered
+$worker1 $worker2 $ECHO_PORT filtered
+"
+  if [ "$MASTERS" -gt 1 ]; then
+    rows+="runner $API_VIP 6443 open
+outsider $API_VIP 6443 filtered
+k3s-master-2 $master 2379 open
+k3s-master-2 $master 2380 open
+k3s-master-2 $master 6443 open
+"
+  fi
+  local matrix matrix_rc=0
+  matrix="$(port_matrix <<<"$rows")" || matrix_rc=$?
+  # shellcheck disable=SC2001 # indents every line
+  sed 's/^/        /' <<<"$matrix"
+  check "the port matrix above: every allowed port open, every other one dropped" test "$matrix_rc" -eq 0
+  ip addr del "$OUTSIDER/32" dev "$LAB_BRIDGE" 2>/dev/null || true
+  check "NodePort $ECHO_PORT through the first server reaches the pod on an agent (kube-proxy, Flannel's VXLAN)" \
+    retry 10 2 curl -fsS --max-time 3 -o /dev/null "http://$(addr_of "$master"):$ECHO_PORT/firewall"
+  # CoreDNS's image comes from a container registry this machine cannot reach, so DNS itself cannot answer here;
+  # the service network is checked through the echo Service's ClusterIP instead, from a node with no echo pod.
+  echo "NOTE: CoreDNS's image cannot be pulled here (no registry): the service network is checked with a ClusterIP, not a DNS name."
+  through_cluster_ip() {
+    local ip
+    ip="$(kubectl get service -n e2e-psa compliant -o jsonpath='{.spec.clusterIP}')"
+    on k3s-master-2 python3 -c "'import urllib.request; print(urllib.request.urlopen(\"http://$ip/firewall\", timeout=3).read().decode())'" </dev/null \
+      | grep -x "hostname: compliant"
+  }
+  check "a server reaches the pod on an agent through its Service's ClusterIP (kube-proxy, Flannel's VXLAN)" retry 5 2 through_cluster_ip
 
   protected() { local h; for h in "$master" k3s-worker-1; do on "$h" 'sudo grep -qx "protect-kernel-defaults: true" /etc/rancher/k3s/config.yaml' </dev/null || return 1; done; }
   check "the kubelet runs with protect-kernel-defaults, on a server and an agent" protected
@@ -53,10 +190,9 @@ scenario_hardened() {
     on "$master" "sudo grep -qaF 'k8s:enc:' /var/lib/rancher/k3s/server/db/snapshots/$snapshot"
   check "... and the API still gives its value back" test "$(kubectl get secret e2e-hardened -n default -o jsonpath='{.data.value}' | base64 -d)" = "$value"
 
-  kubectl create namespace e2e-psa >/dev/null 2>&1 || true
-  privileged_refused() {
+  privileged_refused() { # privileged_refused NAMESPACE
     local out
-    out="$(kubectl apply -n e2e-psa -f - 2>&1 <<POD
+    out="$(kubectl apply -n "$1" -f - 2>&1 <<POD
 apiVersion: v1
 kind: Pod
 metadata: { name: privileged }
@@ -67,20 +203,7 @@ POD
     echo "$out"
     grep -q 'violates PodSecurity "restricted:latest"' <<<"$out"
   }
-  check "Pod Security restricted: a privileged pod is refused in a namespace that sets no level" privileged_refused
-  kubectl apply -n e2e-psa -f - >/dev/null <<POD
-apiVersion: v1
-kind: Pod
-metadata: { name: compliant }
-spec:
-  securityContext: { runAsNonRoot: true, runAsUser: 65534, seccompProfile: { type: RuntimeDefault } }
-  containers:
-    - name: echo
-      image: $ECHO_IMAGE
-      imagePullPolicy: Never
-      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: [ALL] } }
-POD
-  check "... and a compliant one from the local test image runs" kubectl wait -n e2e-psa pod/compliant --for=condition=Ready --timeout=120s
+  check "Pod Security restricted: a privileged pod is refused in a namespace that sets no level" privileged_refused e2e-psa
   # With several servers behind the VIP the request reached one of them: its audit log has the entry, and no
   # server's log has the value.
   audited() {
@@ -94,6 +217,30 @@ POD
     [ -n "$recorded" ]
   }
   check "the audit log records the Secret's creation (its metadata, not its value)" audited
+
+  step "hardened: the apps under Pod Security restricted, the dashboard's read-only token"
+  apps_deploy "$RUN/deploy-apps-hardened.log" || tail -30 "$RUN/deploy-apps-hardened.log"
+  check "make deploy-apps succeeds" grep -Eq '^localhost +: ok=[0-9]+ +changed=[1-9][0-9]* .*failed=0' "$RUN/deploy-apps-hardened.log"
+  enforced() { kubectl get namespace apps monitoring -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.labels.pod-security\.kubernetes\.io/enforce}{"\n"}{end}'; }
+  check "the apps' namespaces say what they enforce: $(enforced | paste -sd' ')" test "$(enforced | paste -sd' ')" = "apps=restricted monitoring=restricted"
+  check "a privileged pod is refused in apps" privileged_refused apps
+  # A pod that violated the level would never be made (its ReplicaSet reports FailedCreate): made means admitted.
+  admitted() { [ "$(app_pods apps whoami)" -ge 2 ] && [ "$(app_pods monitoring headlamp)" -ge 1 ] && [ "$(app_pods monitoring uptime-kuma)" -ge 1 ]; }
+  check "every app's pod in apps and monitoring is admitted under restricted (Whoami 2, Headlamp, Uptime Kuma)" retry 30 2 admitted
+  local viewer admin
+  viewer="$(dashboard_token dashboard-token)"
+  check "make dashboard-token logs in as monitoring/headlamp-viewer" \
+    test "$(as_token "$viewer" auth whoami -o jsonpath='{.status.userInfo.username}')" = system:serviceaccount:monitoring:headlamp-viewer
+  check "... which may read the cluster (kubectl get pods -A)" as_token "$viewer" get pods -A -o name
+  read_only() { for verb in "create deployments -n apps" "delete pods -n apps" "get secrets -n monitoring" "create clusterrolebindings"; do
+    # shellcheck disable=SC2086 # the verb and its resource are separate words
+    [ "$(as_token "$viewer" auth can-i $verb 2>/dev/null)" = no ] || { echo "can $verb"; return 1; }
+  done; }
+  check "... and change nothing, nor read a Secret" read_only
+  admin="$(dashboard_token dashboard-admin-token)"
+  check "make dashboard-admin-token logs in as monitoring/headlamp-admin, with every right" \
+    test "$(as_token "$admin" auth can-i '*' '*' 2>/dev/null)" = yes
+  check "neither token appears in a log" secrets_in_logs "$viewer" "$admin"
 
   make_logged "$RUN/reset-hardened.log" reset CONFIRM=yes || tail -20 "$RUN/reset-hardened.log"
   k3s_gone() { ! on "$master" test -e /usr/local/bin/k3s </dev/null; }

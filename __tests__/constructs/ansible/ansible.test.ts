@@ -72,7 +72,7 @@ describe("the file set", () => {
     }
     expect(byPath.has("ansible/roles/k3s_binary/tasks/stage.yml")).toBe(true);
     expect(byPath.has("ansible/ansible.cfg")).toBe(true);
-    expect(ROLES.map((r) => r.name)).toEqual(["base", "k3s_prereqs", "k3s_binary", "k3s_master", "k3s_vip", "k3s_worker", "k3s_apps"]);
+    expect(ROLES.map((r) => r.name)).toEqual(["base", "k3s_prereqs", "k3s_firewall", "k3s_binary", "k3s_master", "k3s_vip", "k3s_worker", "k3s_apps"]);
     for (const role of ROLES) {
       for (const part of ["tasks/main.yml", "defaults/main.yml", "meta/argument_specs.yml", "meta/main.yml"]) {
         expect(byPath.has(`ansible/roles/${role.name}/${part}`), `${role.name}/${part}`).toBe(true);
@@ -111,6 +111,7 @@ describe("the file set", () => {
   it("copies the Jinja templates verbatim from beside the role's source", () => {
     const templates = files.filter((f) => f.path.endsWith(".j2"));
     expect(templates.map((f) => f.path).sort()).toEqual([
+      "ansible/roles/k3s_firewall/templates/firewall.nft.j2",
       "ansible/roles/k3s_master/templates/config.yaml.j2",
       "ansible/roles/k3s_master/templates/k3s.service.j2",
       "ansible/roles/k3s_master/templates/kubeconfig.j2",
@@ -281,6 +282,7 @@ describe("group_vars/all.yml", () => {
       k3s_vip_router_id: 51,
       k3s_worker_server_url: "https://192.168.1.10:6443",
       cluster_nodes: ["k3s-master-1", "k3s-worker-1", "k3s-worker-2"],
+      dashboard_login_account: "headlamp-admin",
       k3s_apps_endpoints: expect.arrayContaining(["Whoami: http://192.168.1.10:30081/ — no login"]),
     });
   });
@@ -326,7 +328,7 @@ describe("site.yml", () => {
     expect(plays.map((p) => [p.hosts, p.roles ?? null])).toEqual([
       ["localhost", null],
       ["k3s_cluster", null],
-      ["k3s_cluster", ["base", "k3s_prereqs"]], // and then the K3s binary's stage (below)
+      ["k3s_cluster", ["base", "k3s_prereqs", "k3s_firewall"]], // and then the K3s binary's stage (below)
       ["master[0]", ["k3s_master", "k3s_vip"]],
       ["master[1:]", ["k3s_master", "k3s_vip"]],
       ["workers", ["k3s_worker"]],
@@ -587,6 +589,13 @@ describe("security_profile in group_vars", () => {
       k3s_master_hardened: true,
       k3s_worker_hardened: true,
       k3s_prereqs_sysctl: { "net.ipv4.ip_forward": 1, "vm.overcommit_memory": 1, "vm.panic_on_oom": 0, "kernel.panic": 10, "kernel.panic_on_oops": 1 },
+      k3s_firewall_enabled: true,
+      k3s_firewall_admin_cidrs: ["192.168.1.0/24"],
+      k3s_firewall_vrrp: false,
+    });
+    expect(groupVarsValues(testConfig({ security_profile: "hardened", admin_cidrs: ["10.0.0.0/8", "192.168.1.5/32"], api_vip: "192.168.1.9" }))).toMatchObject({
+      k3s_firewall_admin_cidrs: ["10.0.0.0/8", "192.168.1.5/32"],
+      k3s_firewall_vrrp: true,
     });
   });
 

@@ -65,6 +65,9 @@ describe("reset.yml and backup.yml", () => {
     expect(RESET_PATHS, "the staged K3s binaries go too").toContain("/var/lib/k3s-proxmox");
     expect(tasksOf(resetPlays[0]).map((t) => t.module)).toEqual(["ansible.builtin.pause", "ansible.builtin.assert"]);
     expect(resetPlays[1].hosts).toBe("k3s_cluster");
+    // systemd lists a unit another one only names (k3s-firewall.service is ordered before both) as not-found.
+    const stop = tasksOf(resetPlays[1]).find((t) => t.name === "Stop and disable the K3s services")!;
+    expect(stop.when).toBe("ansible_facts.services.get(item ~ '.service', {}).get('status', 'not-found') != 'not-found'");
   });
 
   it("backup saves a timestamped snapshot and fetches it with its checksum verified, mode 0600", () => {
@@ -78,7 +81,12 @@ describe("reset.yml and backup.yml", () => {
 describe("dashboard-token.yml", () => {
   it("asks the API for a 1-hour token of the dashboard's login account, keeps it out of the task log, and prints it once", () => {
     const [create, explain, print] = tasksOf(dashboardTokenPlays[0]);
-    expect(argvOf(create)).toMatch(/ kubectl --namespace monitoring create token headlamp-admin --duration=1h$/);
+    expect(argvOf(create)).toMatch(/ kubectl --namespace monitoring create token \{\{ dashboard_token_account \}\} --duration=1h$/);
+    // make dashboard-admin-token passes dashboard_admin=true; otherwise group_vars' account (headlamp-viewer under hardened).
+    expect(dashboardTokenPlays[0].vars).toEqual({
+      dashboard_admin: false,
+      dashboard_token_account: "{{ 'headlamp-admin' if dashboard_admin | bool else dashboard_login_account | default('headlamp-admin') }}",
+    });
     expect(create.no_log).toBe(true);
     expect(explain.when).toBe("dashboard_token.rc != 0");
     expect(print.args).toEqual({ msg: "{{ dashboard_token.stdout }}" });

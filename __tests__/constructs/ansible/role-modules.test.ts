@@ -2,7 +2,8 @@
  * The roles' own modules (constructs/ansible/modules/) run by the pinned venv's Python. k3s_kernel: its presence
  * checks on a made-up /sys and /proc (a module loaded, built in, or hidden but leaving its trace; active swap), and
  * the whole module in check mode on this machine's own kernel settings (check mode writes nothing). k3s_files: the
- * whole module on files in a scratch folder. The e2e runs both on its hosts.
+ * whole module on files in a scratch folder. k3s_firewall: its refusals (a controller outside admin_cidrs, none at
+ * all) and, in check mode, what it would write and load. The e2e runs all three on its hosts.
  */
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -125,5 +126,50 @@ describe.skipIf(!havePython)("k3s_files", () => {
     expect(result).toMatchObject({ failed: true });
     expect(String(result.msg)).toMatch(/the folder .*nowhere does not exist/);
     expect(JSON.stringify(result)).not.toContain("secret-token");
+  });
+});
+
+describe.skipIf(!havePython)("k3s_firewall", () => {
+  const FIREWALL_MODULE = path.join(REPO, "constructs/ansible/modules/k3s_firewall.py");
+  // A table and a unit no machine has: the module, in check mode, only reads.
+  const args = (extra: Record<string, unknown>) => ({
+    ruleset: "table inet k3spve_unit_test {\n}\n",
+    table: "k3spve_unit_test",
+    path: path.join(root, "firewall.nft"),
+    unit: "k3spve-unit-test-firewall.service",
+    admin_cidrs: ["192.168.1.0/24", "10.8.0.7/32"],
+    node: "n1",
+    ...extra,
+  });
+
+  it("refuses, before anything else, a controller outside admin_cidrs: the firewall would shut it out", () => {
+    const result = run(FIREWALL_MODULE, args({ controller: "10.8.0.8" }), false);
+    expect(result).toMatchObject({ failed: true });
+    expect(String(result.msg)).toMatch(
+      /^n1 sees this machine \(where make provision runs\) at 10\.8\.0\.8, which is in none of admin_cidrs \(192\.168\.1\.0\/24, 10\.8\.0\.7\/32\).*Add its address or network to admin_cidrs.*The firewall was not changed\./,
+    );
+    expect(fs.existsSync(path.join(root, "firewall.nft"))).toBe(false);
+  });
+
+  it("refuses an empty admin_cidrs and an address it cannot read", () => {
+    expect(String(run(FIREWALL_MODULE, args({ admin_cidrs: [], controller: "192.168.1.5" })).msg)).toMatch(/^n1: admin_cidrs is empty, so the firewall would let no one in over SSH/);
+    expect(String(run(FIREWALL_MODULE, args({ controller: "not-an-address" })).msg)).toMatch(/^n1: cannot read the controller's address or admin_cidrs/);
+  });
+
+  it("in check mode, with the controller inside, reports the ruleset and the unit to write and the table to load", () => {
+    for (const controller of ["192.168.1.5", "10.8.0.7", ""]) {
+      const result = run(FIREWALL_MODULE, args({ controller }));
+      if (result.failed) {
+        // Without the nft binary or CAP_NET_ADMIN the ruleset check is what fails, and it says so.
+        expect(String(result.msg)).toMatch(/nft is missing|Checking the ruleset failed/);
+        continue;
+      }
+      expect(result).toMatchObject({ changed: true, loaded: true, changed_files: [path.join(root, "firewall.nft"), "/etc/systemd/system/k3spve-unit-test-firewall.service"] });
+    }
+    expect(fs.existsSync(path.join(root, "firewall.nft"))).toBe(false);
+  });
+
+  it("with state=absent and nothing left behind, changes nothing", () => {
+    expect(run(FIREWALL_MODULE, args({ state: "absent", ruleset: "" }))).toMatchObject({ changed: false, changed_files: [], loaded: false });
   });
 });

@@ -27,6 +27,18 @@ const DEFAULT_RELEASE = {
 const ROLES = path.join(REPO, "constructs/ansible/roles");
 /** The hardened profile's variables at the roles' defaults (switched off). */
 const HARDENED_DEFAULTS = Object.fromEntries([...k3sMaster.variables, ...k3sWorker.variables].filter((v) => v.name.includes("_hardened")).map((v) => [v.name, v.default]));
+/** The firewall's values for a cluster of two servers and one agent, administered from one network and one address. */
+const FIREWALL = {
+  k3s_firewall_table: "k3s_proxmox",
+  k3s_firewall_admin_cidrs: ["192.168.1.0/24", "10.8.0.7/32"],
+  k3s_firewall_node_addresses: ["192.168.1.10", "192.168.1.11", "192.168.1.20"],
+  k3s_firewall_server_addresses: ["192.168.1.10", "192.168.1.11"],
+  k3s_firewall_node_port_range: "30000-32767",
+};
+/** nft checks a ruleset (-c) only with CAP_NET_ADMIN: as root, where the nftables package is installed. */
+const NFT = ["/usr/sbin/nft", "/sbin/nft"].find((p) => fs.existsSync(p));
+const canCheckNft = NFT !== undefined && process.getuid?.() === 0;
+if (!canCheckNft) console.warn("templates.test.ts: the firewall rulesets are not checked with nft -c (it needs root and the nftables package)");
 const PLAYBOOK_BIN = path.join(VENV_BIN, "ansible-playbook");
 const haveAnsible = fs.existsSync(PLAYBOOK_BIN);
 if (!haveAnsible) console.warn(`templates.test.ts: skipped, no ${PLAYBOOK_BIN} (run make setup or scripts/setup-python.sh)`);
@@ -125,6 +137,8 @@ beforeAll(() => {
           k3s_vip_check_script: "/usr/local/libexec/k3s-proxmox/k3s-api-ready",
         }),
         template("k3s_vip/templates/k3s-api-ready.j2", "k3s-api-ready"),
+        template("k3s_firewall/templates/firewall.nft.j2", "firewall-server.nft", { ...FIREWALL, k3s_firewall_server: true, k3s_firewall_vrrp: true }),
+        template("k3s_firewall/templates/firewall.nft.j2", "firewall-agent.nft", { ...FIREWALL, k3s_firewall_server: false, k3s_firewall_vrrp: true }),
       ],
     },
   ];
@@ -333,6 +347,45 @@ describe.skipIf(!haveAnsible)("templates rendered by Ansible", () => {
     expect(text).toMatch(/exec curl -sf --max-time 2 .*--cert "\$tls\/client-admin\.crt" --key "\$tls\/client-admin\.key"/);
     expect(text).toContain("https://127.0.0.1:6443/readyz");
     execFileSync("sh", ["-n", path.join(out, "k3s-api-ready")]); // parses as a shell script
+  });
+
+  it("firewall.nft: a server lets in SSH and the API from the admins, the API, kubelet and VXLAN from the nodes, etcd and VRRP from the servers", () => {
+    const rules = (name: string) => rendered(name).split("\n").map((l) => l.trim()).filter((l) => /^(tcp|udp|ip|iif|iifname|meta|ct|fib) /.test(l)).map((l) => l.replace(/ comment .*$/, ""));
+    expect(rendered("firewall-server.nft")).toMatch(/set admin \{\s*type ipv4_addr; flags interval\s*elements = \{ 192\.168\.1\.0\/24, 10\.8\.0\.7\/32 \}/);
+    expect(rendered("firewall-server.nft")).toMatch(/set servers \{\s*type ipv4_addr\s*elements = \{ 192\.168\.1\.10, 192\.168\.1\.11 \}/);
+    const input = [
+      "ct state established,related accept",
+      "ct state invalid drop",
+      'iif "lo" accept',
+      'iifname { "cni0", "flannel.1" } accept',
+      "meta l4proto { 1, 58 } accept",
+      "udp sport 67 udp dport 68 accept",
+      "tcp dport 22 ip saddr @admin accept",
+    ];
+    const nodes = ["tcp dport 10250 ip saddr @nodes accept", "udp dport 8472 ip saddr @nodes accept"];
+    const nodePorts = ["fib daddr type local meta l4proto { tcp, udp } th dport 30000-32767 jump node_port", 'iifname { "lo", "cni0", "flannel.1" } accept', "ip saddr @admin accept"];
+    expect(rules("firewall-server.nft")).toEqual([
+      ...input,
+      "tcp dport 6443 ip saddr @admin accept",
+      "tcp dport 6443 ip saddr @nodes accept",
+      "tcp dport 2379-2380 ip saddr @servers accept",
+      "ip protocol 112 ip saddr @servers accept",
+      ...nodes,
+      ...nodePorts,
+    ]);
+    // An agent serves no API and no etcd: not even the admins reach 6443 there.
+    expect(rules("firewall-agent.nft")).toEqual([...input, ...nodes, ...nodePorts]);
+    for (const name of ["firewall-server.nft", "firewall-agent.nft"]) {
+      expect(rendered(name)).toMatch(/chain input \{\s*type filter hook input priority filter; policy drop;/);
+      // It replaces only its own table: declared (so the delete cannot fail on the first load), deleted, declared whole.
+      expect(rendered(name)).toMatch(/^table inet k3s_proxmox\ndelete table inet k3s_proxmox\ntable inet k3s_proxmox \{/m);
+    }
+  });
+
+  it.skipIf(!canCheckNft)("firewall.nft: nft accepts both rulesets (nft -c, nothing loaded)", () => {
+    for (const name of ["firewall-server.nft", "firewall-agent.nft"]) {
+      expect(() => execFileSync(NFT!, ["-c", "-f", path.join(out, name)], { encoding: "utf8", stdio: "pipe" }), name).not.toThrow();
+    }
   });
 
   it("sysctl and modules-load files list every setting and module", () => {

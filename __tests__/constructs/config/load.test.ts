@@ -81,6 +81,11 @@ describe("defaults", () => {
     expect(apiAddressOf(single)).toBe("192.168.1.10");
   });
 
+  it("lets the hardened firewall's admin networks default to node_cidr", () => {
+    expect(build().security.adminCidrs).toEqual(["192.168.1.0/24"]);
+    expect(build({ admin_cidrs: ["192.168.1.20/32", "10.8.0.0/16"] }).security.adminCidrs).toEqual(["192.168.1.20/32", "10.8.0.0/16"]);
+  });
+
   it("numbers VMs from vm_id_base: masters +0…, workers +10…", () => {
     const config = build({ vm_id_base: 500, master_count: 3, worker_count: 3, api_vip: "192.168.1.9" });
     expect(config.masters.map((n) => n.vmId)).toEqual([500, 501, 502]);
@@ -153,6 +158,8 @@ describe("bad input: one message per problem, naming the key, the value and the 
     ["a tiny disk", { worker_disk_gib: 2 }, /^worker_disk_gib = 2: .*at least 8 GiB/],
     ["a template id below 100", { template_vm_id: 7 }, /^template_vm_id = 7: must be a whole number from 100/],
     ["an unknown security profile", { security_profile: "paranoid" }, /^security_profile = "paranoid": must be "homelab" \(K3s's defaults\) or "hardened"/],
+    ["no admin network at all", { admin_cidrs: [] }, /^admin_cidrs = \[\]: no one could reach SSH or the API through the firewall/],
+    ["an admin network with host bits", { admin_cidrs: ["192.168.1.5/24"] }, /^admin_cidrs: "192\.168\.1\.5\/24" is not an IPv4 network in CIDR form with no host bits set/],
     ["a template no one declares", { template_image: null }, /^template_image = null: make apply clones template 9000, but nothing declares it\. Set template_image = "debian-12" .* or "prebuilt" if you made template 9000 yourself/],
     ["an unknown template image", { template_image: "debian-13" }, /^template_image = "debian-13": not one of "debian-12", "ubuntu-24\.04", "custom", "prebuilt"\. Did you mean "debian-12"\?/],
     ["a custom image without a URL", { template_image: "custom", template_image_checksum: `sha256:${"a".repeat(64)}` }, /^template_image = "custom" needs template_image_url/],

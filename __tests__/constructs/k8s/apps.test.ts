@@ -122,12 +122,37 @@ describe("manifests", () => {
     expect(deployment.spec.template.spec.volumes).toEqual([{ name: "data", persistentVolumeClaim: { claimName: "uptime-kuma-data" } }]);
   });
 
-  it("gives the dashboard's login account cluster-admin, and the dashboard pod itself no rights", () => {
+  it("gives the dashboard two login accounts, cluster-admin and the read-only view, and the dashboard pod itself no rights", () => {
     const objects = all(manifests());
-    const binding = find(objects, "ClusterRoleBinding", "headlamp-admin");
-    expect(binding).toMatchObject({ roleRef: { kind: "ClusterRole", name: "cluster-admin" } });
-    expect((binding as any).subjects).toEqual([{ kind: "ServiceAccount", name: "headlamp-admin", namespace: "monitoring" }]);
+    for (const [account, role] of [["headlamp-admin", "cluster-admin"], ["headlamp-viewer", "view"]]) {
+      const binding = find(objects, "ClusterRoleBinding", account);
+      expect(binding).toMatchObject({ roleRef: { kind: "ClusterRole", name: role } });
+      expect((binding as any).subjects).toEqual([{ kind: "ServiceAccount", name: account, namespace: "monitoring" }]);
+      expect(find(objects, "ServiceAccount", account)).toMatchObject({ metadata: { namespace: "monitoring" }, automountServiceAccountToken: false });
+    }
     expect(objects.filter((o) => o.kind.endsWith("Binding") && (o as any).subjects.some((s: { name: string }) => s.name === "headlamp"))).toEqual([]);
+  });
+
+  it("has make dashboard-token log in as the admin under homelab and as the viewer under hardened", () => {
+    expect(groupVarsValues(testConfig()).dashboard_login_account).toBe("headlamp-admin");
+    expect(groupVarsValues(testConfig({ security_profile: "hardened" })).dashboard_login_account).toBe("headlamp-viewer");
+    expect((groupVarsValues(testConfig({ security_profile: "hardened" })).k3s_apps_endpoints as string[]).join("\n")).toMatch(/read-only token of `make dashboard-token` \(cluster-admin: `make dashboard-admin-token`\)/);
+  });
+
+  it("labels the apps' namespaces Pod Security restricted under hardened only", () => {
+    const labels = (profile: string) =>
+      all(manifests({ security_profile: profile })).filter((o) => o.kind === "Namespace").map((o) => [o.metadata.name, Object.keys(o.metadata.labels ?? {}).filter((k) => k.startsWith("pod-security"))]);
+    expect(labels("homelab")).toEqual([["apps", []], ["monitoring", []]]);
+    const hardened = all(manifests({ security_profile: "hardened" })).filter((o) => o.kind === "Namespace");
+    expect(hardened.map((o) => o.metadata.name)).toEqual(["apps", "monitoring"]);
+    for (const namespace of hardened) {
+      expect(namespace.metadata.labels).toMatchObject({
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/audit": "restricted",
+        "pod-security.kubernetes.io/warn": "restricted",
+      });
+    }
   });
 
   it("lists a disabled app's objects under removed/, for the deploy to delete", () => {
