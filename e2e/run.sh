@@ -28,8 +28,9 @@
 #              admin_cidrs without the runner is refused first): the host firewall's port matrix from inside and
 #              outside admin_cidrs and node to node, a NodePort and a ClusterIP through it; secrets encrypted in etcd (not in
 #              a snapshot's raw data), a privileged pod refused, a compliant one running, the audit log recording a
-#              request, protect-kernel-defaults; the apps admitted under restricted, the dashboard's read-only and
-#              admin tokens; then make reset
+#              request, protect-kernel-defaults; the apps admitted under restricted, their NetworkPolicies (the
+#              echo image standing in for Whoami and Headlamp), the dashboard's read-only and admin tokens; then
+#              make reset
 #   destroy    make destroy leaves no VM and no host, only the template; a second one changes nothing; then
 #              make template-destroy removes the template and its image (twice: the second changes nothing)
 #

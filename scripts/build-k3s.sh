@@ -135,7 +135,8 @@ mkdir -p "$OUT/images" "$WORK"
 # Image names. The sandbox image must be exactly K3s's default --pause-image so containerd finds it without
 # any flag (read from the module source when we build; this is the value of every K3s release since 1.20).
 SANDBOX_IMAGE_DEFAULT="docker.io/rancher/mirrored-pause:3.6"
-ECHO_IMAGE="${K3S_ECHO_IMAGE:-k3spve.local/echo:1.0}"
+# Its tag follows scripts/images/cmd/echo's version: a cached echo.tar of another name is built again.
+ECHO_IMAGE="${K3S_ECHO_IMAGE:-k3spve.local/echo:1.1}"
 # K3s's build tags for the inner k3s (scripts/build of the module).
 TAGS="ctrd netcgo osusergo providerless urfave_cli_no_docs sqlite_omit_load_extension apparmor seccomp"
 
@@ -168,7 +169,7 @@ binary_cached() {
 }
 complete() {
   binary_cached && verified images/pause.tar images/echo.tar "$AIRGAP" && release_sums_ok \
-    && [ "$(info AIRGAP_IMAGES_SHA256)" = "$(sha256_of "$OUT/$AIRGAP")" ]
+    && [ "$(info AIRGAP_IMAGES_SHA256)" = "$(sha256_of "$OUT/$AIRGAP")" ] && [ "$(info ECHO_IMAGE)" = "$ECHO_IMAGE" ]
 }
 REUSE=""
 if [ -z "$FORCE" ] && [ -z "${K3S_BINARY:-}${K3S_PAUSE_IMAGE_TAR:-}${K3S_ECHO_IMAGE_TAR:-}${K3S_AIRGAP_IMAGES_TAR:-}" ]; then
@@ -259,11 +260,12 @@ retarget_kubernetes() {
 }
 
 # --- the images (pause, echo) and the air-gap archive ------------------------------------------------
-# image_source NAME VAR: where images/NAME.tar comes from: "file" (the air-gap variable VAR names one), "keep"
-# (adding missing files to a cached build, and it is verified there) or "build".
+# image_source NAME VAR [NAME_KEY WANTED]: where images/NAME.tar comes from: "file" (the air-gap variable VAR
+# names one), "keep" (adding missing files to a cached build, and it is verified there, under the name
+# build-info.env's NAME_KEY records, if given, being WANTED) or "build".
 image_source() {
   if [ -n "${!2:-}" ]; then echo file
-  elif [ -n "$REUSE" ] && verified "images/$1.tar"; then echo keep
+  elif [ -n "$REUSE" ] && verified "images/$1.tar" && { [ -z "${3:-}" ] || [ "$(info "$3")" = "$4" ]; }; then echo keep
   else echo build
   fi
 }
@@ -271,7 +273,7 @@ build_images() {
   local sandbox="$1" bindir="$WORK/images-bin" pause echo airgap tools=() t
   mkdir -p "$bindir"
   pause="$(image_source pause K3S_PAUSE_IMAGE_TAR)"
-  echo="$(image_source echo K3S_ECHO_IMAGE_TAR)"
+  echo="$(image_source echo K3S_ECHO_IMAGE_TAR ECHO_IMAGE "$ECHO_IMAGE")"
   airgap="build"
   [ -n "${K3S_AIRGAP_IMAGES_TAR:-}" ] && airgap="file"
   case "$pause $echo" in *build*) tools+=(./cmd/mkimage) ;; esac
@@ -516,9 +518,9 @@ SANDBOX_IMAGE="$SANDBOX_IMAGE_DEFAULT"
 BUILD_INFO_EXTRA=""
 BUILD_SECONDS=""
 if [ -n "$REUSE" ]; then
-  # Keep what the cached build-info.env says about the binary, and the images' names if they are kept.
+  # Keep what the cached build-info.env says about the binary, and the sandbox image's name (the echo image is
+  # kept only under the name wanted now).
   SANDBOX_IMAGE="$(info SANDBOX_IMAGE)"; SANDBOX_IMAGE="${SANDBOX_IMAGE:-$SANDBOX_IMAGE_DEFAULT}"
-  verified images/echo.tar && [ -n "$(info ECHO_IMAGE)" ] && ECHO_IMAGE="$(info ECHO_IMAGE)"
   BUILD_SECONDS="$(info BUILD_SECONDS)"
   BUILD_INFO_EXTRA="$(awk -v head=" $HEAD_KEYS " '/^[A-Z0-9_]+=/ { k = $0; sub(/=.*/, "", k); if (index(head, " " k " ") == 0) print }' "$OUT/build-info.env")"
   kept="$(info KUBERNETES_VERSION)"

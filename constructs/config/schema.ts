@@ -132,7 +132,7 @@ export const CONFIG_SCHEMA = {
     default: "homelab",
     group: "Security",
     description:
-      "`\"homelab\"`: K3s's defaults. `\"hardened\"`: K3s as its CIS hardening guide configures it — protect-kernel-defaults (the kernel settings it needs set at boot), secrets encrypted in etcd, Pod Security `restricted` in every namespace that does not say otherwise (kube-system exempt), an audit log on every server, the guide's API server, controller-manager and kubelet flags; a host firewall (nftables) that lets in only the ports K3s needs. `make provision` switches a running cluster and says what it restarts. README: \"The hardened profile\" (what it does not do yet).",
+      "`\"homelab\"`: K3s's defaults. `\"hardened\"`: K3s as its CIS hardening guide configures it — protect-kernel-defaults (the kernel settings it needs set at boot), secrets encrypted in etcd, Pod Security `restricted` in every namespace that does not say otherwise (kube-system exempt), an audit log on every server, the guide's API server, controller-manager and kubelet flags; a host firewall (nftables) that lets in only the ports K3s needs; the apps' namespaces Pod Security `restricted` with default-deny NetworkPolicies, and a read-only `make dashboard-token`. `make provision` switches a running cluster and says what it restarts. README: \"The hardened profile\" (what it does not do yet).",
   },
   admin_cidrs: {
     type: "list(string)",

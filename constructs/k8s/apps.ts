@@ -7,7 +7,7 @@ import { App, Chart } from "cdk8s";
 import { k8s } from "cdk8s-plus-34";
 import { Construct } from "constructs";
 import { apiAddressOf, type ClusterConfig } from "../config";
-import { AppIdentity, appMetadata, WebApp } from "./web-app";
+import { AppIdentity, appMetadata, selectorLabels, WebApp } from "./web-app";
 
 /** Namespaces `make deploy-apps` creates (and never deletes: they may hold the operator's own objects). */
 export const NAMESPACES = { apps: "apps", monitoring: "monitoring" } as const;
@@ -63,15 +63,63 @@ const identity = (config: ClusterConfig, name: string, namespace: string, compon
   partOf: config.clusterName,
 });
 
+const hardened = (config: ClusterConfig) => config.security.profile === "hardened";
+const tcp = (port: number): k8s.NetworkPolicyPort => ({ protocol: "TCP", port: k8s.IntOrString.fromNumber(port) });
+
 // Under hardened the labels say what the admission configuration enforces there anyway (restricted, where a
-// namespace sets nothing): every app passes it (constructs/k8s/web-app.ts's security context).
+// namespace sets nothing): every app passes it (constructs/k8s/web-app.ts's security context). Each namespace
+// then denies all traffic to and from its pods but DNS to CoreDNS; each app's own policy (appPolicy) opens the
+// rest of what it needs.
 function namespaces(scope: Construct, config: ClusterConfig): void {
-  const podSecurity = config.security.profile === "hardened" ? POD_SECURITY_RESTRICTED : {};
+  const podSecurity = hardened(config) ? POD_SECURITY_RESTRICTED : {};
   for (const name of Object.values(NAMESPACES)) {
-    new k8s.KubeNamespace(scope, name, {
-      metadata: { name, labels: { "app.kubernetes.io/part-of": config.clusterName, "app.kubernetes.io/managed-by": "k3s-proxmox", ...podSecurity } },
+    const labels = { "app.kubernetes.io/part-of": config.clusterName, "app.kubernetes.io/managed-by": "k3s-proxmox" };
+    new k8s.KubeNamespace(scope, name, { metadata: { name, labels: { ...labels, ...podSecurity } } });
+    if (!hardened(config)) continue;
+    new k8s.KubeNetworkPolicy(scope, `${name}-default-deny`, {
+      metadata: { name: "default-deny", namespace: name, labels },
+      spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] },
+    });
+    new k8s.KubeNetworkPolicy(scope, `${name}-dns`, {
+      metadata: { name: "dns", namespace: name, labels },
+      spec: {
+        podSelector: {},
+        policyTypes: ["Egress"],
+        egress: [
+          {
+            to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+            ports: [{ protocol: "UDP", port: k8s.IntOrString.fromNumber(53) }, tcp(53)],
+          },
+        ],
+      },
     });
   }
+}
+
+/**
+ * Under hardened, what one app may receive and send beyond DNS: its container ports from anywhere (its NodePort's
+ * clients and Traefik; kube-proxy hands NodePort traffic on with the node's address), and, for an app that talks
+ * to the Kubernetes API, the API on the servers (NetworkPolicies see the connection after the Service's
+ * rewrite, so 6443 on the servers' addresses rather than the `kubernetes` Service's 443); "anywhere" for an app
+ * whose job is to reach other machines (Uptime Kuma's checks).
+ */
+function appPolicy(scope: Construct, config: ClusterConfig, web: WebApp, egress?: "api" | "anywhere"): void {
+  if (!hardened(config)) return;
+  const to =
+    egress === "api"
+      ? [{ to: config.masters.map((m) => ({ ipBlock: { cidr: `${m.ip}/32` } })), ports: [tcp(6443)] }]
+      : egress === "anywhere"
+        ? [{ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }]
+        : [];
+  new k8s.KubeNetworkPolicy(scope, "network-policy", {
+    metadata: appMetadata(web.props),
+    spec: {
+      podSelector: { matchLabels: selectorLabels(web.props) },
+      policyTypes: ["Ingress", "Egress"],
+      ingress: [{ ports: web.props.ports.map((p) => tcp(p.containerPort)) }],
+      egress: to,
+    },
+  });
 }
 
 function traefik(scope: Construct, config: ClusterConfig): void {
@@ -142,7 +190,7 @@ function headlamp(scope: Construct, config: ClusterConfig): void {
       subjects: [{ kind: "ServiceAccount", name: account.serviceAccount, namespace: DASHBOARD_ACCOUNTS.namespace }],
     });
   }
-  new WebApp(scope, "headlamp", {
+  const web = new WebApp(scope, "headlamp", {
     ...app,
     replicas: 1,
     serviceAccountName: "headlamp",
@@ -157,6 +205,7 @@ function headlamp(scope: Construct, config: ClusterConfig): void {
       { name: "config", mountPath: "/home/headlamp/.config" },
     ],
   });
+  appPolicy(scope, config, web, "api");
 }
 
 function whoami(scope: Construct, config: ClusterConfig): void {
@@ -172,6 +221,7 @@ function whoami(scope: Construct, config: ClusterConfig): void {
     resources: { cpu: ["10m", "100m"], memory: ["16Mi", "64Mi"] },
     security: { user: 65534, group: 65534, readOnlyRootFilesystem: true },
   });
+  appPolicy(scope, config, web);
   new k8s.KubeIngress(scope, "ingress", {
     metadata: appMetadata(app),
     spec: {
@@ -204,7 +254,7 @@ function uptimeKuma(scope: Construct, config: ClusterConfig): void {
       resources: { requests: { storage: k8s.Quantity.fromString(`${u.storageGiB}Gi`) } },
     },
   });
-  new WebApp(scope, "uptime-kuma", {
+  const web = new WebApp(scope, "uptime-kuma", {
     ...app,
     replicas: 1,
     recreate: true,
@@ -217,6 +267,7 @@ function uptimeKuma(scope: Construct, config: ClusterConfig): void {
     security: { user: 1000, group: 1000, fsGroup: 1000, readOnlyRootFilesystem: false },
     volumes: [{ name: "data", mountPath: "/app/data", claim: "uptime-kuma-data" }],
   });
+  appPolicy(scope, config, web, "anywhere");
 }
 
 /** Every app, in the order they are applied. The namespaces come first and are always present. */

@@ -93,7 +93,7 @@ export class WebApp extends Construct {
   readonly service: k8s.KubeService;
   readonly disruptionBudget?: k8s.KubePodDisruptionBudget;
 
-  constructor(scope: Construct, id: string, props: WebAppProps) {
+  constructor(scope: Construct, id: string, readonly props: WebAppProps) {
     super(scope, id);
     const [cpuRequest, cpuLimit] = props.resources.cpu;
     const [memoryRequest, memoryLimit] = props.resources.memory;

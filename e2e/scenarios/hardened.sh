@@ -8,12 +8,15 @@
 # etcd (a Secret's value absent from an etcd snapshot's raw data, the encryption prefix present), Pod Security
 # `restricted` (a privileged pod refused, a compliant one from the local image running), the audit log recording a
 # request, protect-kernel-defaults in force; the apps' namespaces enforcing restricted (every app's pod admitted, a
-# privileged one refused) and the dashboard's tokens (read-only, and the separate cluster-admin one). The cluster is
+# privileged one refused), their NetworkPolicies (apps and monitoring apart, the API only for Headlamp), and the
+# dashboard's tokens (read-only, and the separate cluster-admin one). The cluster is
 # reset at the end (a K3s whose secrets are encrypted cannot simply go back), so a later scenario provisions a fresh
 # one; the next homelab provision takes the firewall off.
 
 # The runner's second address on the lab bridge: outside admin_cidrs (which is the runner's first, $GATEWAY/32).
 OUTSIDER="$PREFIX.250"
+# The NodePort of this scenario's own echo pod (ECHO_PORT may be taken by the echo Deployment of another scenario).
+COMPLIANT_PORT=30998
 # probe SOURCE DEST PORT (python3, here or on a node): "open" (connected), "refused" (let through, nothing listens)
 # or "filtered" (dropped: no answer in 2 s). An empty SOURCE lets the system pick.
 PROBE='import socket, sys
@@ -63,7 +66,9 @@ scenario_hardened() {
   no_table() { local host; for host in $(servers) k3s-worker-1; do ! on "$host" 'sudo nft list table inet k3s_proxmox' </dev/null >/dev/null 2>&1 || return 1; done; }
   check "... and loads no firewall anywhere" no_table
 
-  configure 'security_profile = "hardened"' "admin_cidrs = [\"$GATEWAY/32\"]"
+  # Whoami's and Headlamp's images come from container registries this machine cannot reach: the local echo image
+  # stands in for both, so that their NetworkPolicies are tried on running pods.
+  configure 'security_profile = "hardened"' "admin_cidrs = [\"$GATEWAY/32\"]" "whoami_image = \"$ECHO_IMAGE\"" "dashboard_image = \"$ECHO_IMAGE\""
   make_logged "$RUN/synth-hardened.log" synth || die "make synth failed (log $RUN/synth-hardened.log)"
   t0=$SECONDS
   provision "$RUN/provision-hardened.log" || { tail -40 "$RUN/provision-hardened.log"; die "make provision to the hardened profile failed"; }
@@ -102,7 +107,7 @@ metadata: { name: compliant }
 spec:
   type: NodePort
   selector: { app.kubernetes.io/name: compliant }
-  ports: [{ port: 80, targetPort: 8080, nodePort: $ECHO_PORT }]
+  ports: [{ port: 80, targetPort: 8080, nodePort: $COMPLIANT_PORT }]
 POD
   check "a compliant pod from the local test image runs in a namespace that sets no level (Pod Security restricted)" \
     kubectl wait -n e2e-psa pod/compliant --for=condition=Ready --timeout=120s
@@ -112,27 +117,27 @@ POD
   local rows="" worker1=k3s-worker-1 worker2=k3s-worker-2
   rows+="runner $master 22 open
 runner $master 6443 open
-runner $master $ECHO_PORT open
+runner $master $COMPLIANT_PORT open
 runner $master 10250 filtered
 runner $master 2379 filtered
 runner $master 2380 filtered
 runner $master 8080 filtered
 runner $worker1 22 open
-runner $worker1 $ECHO_PORT open
+runner $worker1 $COMPLIANT_PORT open
 runner $worker1 10250 filtered
 runner $worker1 6443 filtered
 outsider $master 22 filtered
 outsider $master 6443 filtered
-outsider $master $ECHO_PORT filtered
+outsider $master $COMPLIANT_PORT filtered
 outsider $worker1 22 filtered
-outsider $worker1 $ECHO_PORT filtered
+outsider $worker1 $COMPLIANT_PORT filtered
 $worker1 $master 6443 open
 $worker1 $master 10250 open
 $worker1 $master 2379 filtered
 $worker1 $master 22 filtered
 $worker1 $worker2 10250 open
 $worker1 $worker2 22 filtered
-$worker1 $worker2 $ECHO_PORT filtered
+$worker1 $worker2 $COMPLIANT_PORT filtered
 "
   if [ "$MASTERS" -gt 1 ]; then
     rows+="runner $API_VIP 6443 open
@@ -148,8 +153,8 @@ k3s-master-2 $master 6443 open
   sed 's/^/        /' <<<"$matrix"
   check "the port matrix above: every allowed port open, every other one dropped" test "$matrix_rc" -eq 0
   ip addr del "$OUTSIDER/32" dev "$LAB_BRIDGE" 2>/dev/null || true
-  check "NodePort $ECHO_PORT through the first server reaches the pod on an agent (kube-proxy, Flannel's VXLAN)" \
-    retry 10 2 curl -fsS --max-time 3 -o /dev/null "http://$(addr_of "$master"):$ECHO_PORT/firewall"
+  check "NodePort $COMPLIANT_PORT through the first server reaches the pod on an agent (kube-proxy, Flannel's VXLAN)" \
+    retry 10 2 curl -fsS --max-time 3 -o /dev/null "http://$(addr_of "$master"):$COMPLIANT_PORT/firewall"
   # CoreDNS's image comes from a container registry this machine cannot reach, so DNS itself cannot answer here;
   # the service network is checked through the echo Service's ClusterIP instead, from a node with no echo pod.
   echo "NOTE: CoreDNS's image cannot be pulled here (no registry): the service network is checked with a ClusterIP, not a DNS name."
@@ -227,6 +232,33 @@ POD
   # A pod that violated the level would never be made (its ReplicaSet reports FailedCreate): made means admitted.
   admitted() { [ "$(app_pods apps whoami)" -ge 2 ] && [ "$(app_pods monitoring headlamp)" -ge 1 ] && [ "$(app_pods monitoring uptime-kuma)" -ge 1 ]; }
   check "every app's pod in apps and monitoring is admitted under restricted (Whoami 2, Headlamp, Uptime Kuma)" retry 30 2 admitted
+  step "hardened: NetworkPolicies (the local echo image standing in for Whoami and Headlamp)"
+  echo "NOTE: Whoami and Headlamp run the local echo image here ($ECHO_IMAGE): their own images come from registries this machine cannot reach."
+  # Headlamp listens on 4466; the echo image does where PORT says.
+  kubectl set env -n monitoring deployment/headlamp PORT=4466 >/dev/null
+  check "Whoami's and Headlamp's stand-ins roll out" \
+    bash -c 'kubectl rollout status -n apps deployment/whoami --timeout=120s && kubectl rollout status -n monitoring deployment/headlamp --timeout=120s'
+
+  check "... and answers the runner through its NodePort (firewall, kube-proxy, its policy's open port)" \
+    retry 10 2 bash -c 'curl -fsS --max-time 3 "$1" | grep -q "^hostname: whoami-"' _ "http://$(addr_of "$master"):30081/np"
+  pod_ip() { # a running pod's address, not one that is going away after the rollout
+    kubectl get pods -n "$1" -l "app.kubernetes.io/instance=$2" -o json \
+      | jq -r '[.items[] | select(.metadata.deletionTimestamp == null and .status.phase == "Running")][0].status.podIP'
+  }
+  # fetch NAMESPACE WORKLOAD URL: the stand-in's client (echo get) run in the workload's pod: "200 OK"-like, or
+  # "no answer: ..." (exit 1) when the packets went nowhere.
+  fetch() { kubectl exec -n "$1" "$2" -- /echo get "$3"; }
+  blocked() { local out; out="$(fetch "$@" 2>&1)" && { echo "answered: $out"; return 1; }; echo "$out"; grep -q "^no answer:" <<<"$out"; }
+  local whoami_ip headlamp_ip
+  whoami_ip="$(pod_ip apps whoami)"
+  headlamp_ip="$(pod_ip monitoring headlamp)"
+  check "a pod in apps (Whoami) cannot reach a pod in monitoring (Headlamp, $headlamp_ip)" blocked apps deployment/whoami "http://$headlamp_ip:4466/np"
+  check "... nor the Kubernetes API (it has no need to)" blocked apps deployment/whoami "https://10.43.0.1/version"
+  check "a pod in monitoring (Headlamp) reaches the Kubernetes API, as its policy allows" fetch monitoring deployment/headlamp "https://10.43.0.1/version"
+  check "... but not a pod in apps (Whoami, $whoami_ip)" blocked monitoring deployment/headlamp "http://$whoami_ip:8080/np"
+  check "a pod of another namespace reaches Whoami's port (its ingress is open to every client, as Traefik's and its NodePort's are)" \
+    fetch e2e-psa pod/compliant "http://$whoami_ip:8080/np"
+
   local viewer admin
   viewer="$(dashboard_token dashboard-token)"
   check "make dashboard-token logs in as monitoring/headlamp-viewer" \

@@ -28,6 +28,7 @@ describe("manifests", () => {
   it.each([
     ["every app enabled", {}],
     ["every app disabled (the removed/ lists)", { traefik_enabled: false, dashboard_enabled: false, whoami_enabled: false, uptime_kuma_enabled: false }],
+    ["the hardened profile (NetworkPolicies, Pod Security labels)", { security_profile: "hardened" }],
   ])(`pass strict validation against the Kubernetes ${kubernetesVersion()} schema: %s`, (_, overrides) => {
     for (const file of manifestFiles(testConfig(overrides))) {
       const problems = validateManifestYaml(file.content);
@@ -137,6 +138,47 @@ describe("manifests", () => {
     expect(groupVarsValues(testConfig()).dashboard_login_account).toBe("headlamp-admin");
     expect(groupVarsValues(testConfig({ security_profile: "hardened" })).dashboard_login_account).toBe("headlamp-viewer");
     expect((groupVarsValues(testConfig({ security_profile: "hardened" })).k3s_apps_endpoints as string[]).join("\n")).toMatch(/read-only token of `make dashboard-token` \(cluster-admin: `make dashboard-admin-token`\)/);
+  });
+
+  it("under hardened only, denies each app namespace's traffic but DNS, then opens each app's ports and what it must reach", () => {
+    expect(all(manifests()).filter((o) => o.kind === "NetworkPolicy")).toEqual([]);
+    const objects = all(manifests({ security_profile: "hardened", master_count: 3, api_vip: "192.168.1.9" }));
+    const policies = objects.filter((o) => o.kind === "NetworkPolicy");
+    expect(policies.map((o) => `${o.metadata.namespace}/${o.metadata.name}`)).toEqual([
+      "apps/default-deny",
+      "apps/dns",
+      "monitoring/default-deny",
+      "monitoring/dns",
+      "monitoring/headlamp",
+      "apps/whoami",
+      "monitoring/uptime-kuma",
+    ]);
+    const spec = (namespace: string, name: string) => policies.find((o) => o.metadata.namespace === namespace && o.metadata.name === name)!.spec;
+    expect(spec("apps", "default-deny")).toEqual({ podSelector: {}, policyTypes: ["Ingress", "Egress"] });
+    expect(spec("monitoring", "dns")).toEqual({
+      podSelector: {},
+      policyTypes: ["Egress"],
+      egress: [
+        {
+          to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+          ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }],
+        },
+      ],
+    });
+    // Whoami: its port, from anywhere (its NodePort, Traefik); nothing out but DNS.
+    expect(spec("apps", "whoami")).toEqual({
+      podSelector: { matchLabels: { "app.kubernetes.io/name": "whoami", "app.kubernetes.io/instance": "whoami" } },
+      policyTypes: ["Ingress", "Egress"],
+      ingress: [{ ports: [{ protocol: "TCP", port: 8080 }] }],
+      egress: [],
+    });
+    // Headlamp reads the cluster through the API: 6443 on every server (after the kubernetes Service's rewrite).
+    expect(spec("monitoring", "headlamp").egress).toEqual([
+      { to: ["192.168.1.10", "192.168.1.11", "192.168.1.12"].map((ip) => ({ ipBlock: { cidr: `${ip}/32` } })), ports: [{ protocol: "TCP", port: 6443 }] },
+    ]);
+    expect(spec("monitoring", "headlamp").ingress).toEqual([{ ports: [{ protocol: "TCP", port: 4466 }] }]);
+    // Uptime Kuma's checks go wherever the operator points them.
+    expect(spec("monitoring", "uptime-kuma").egress).toEqual([{ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }]);
   });
 
   it("labels the apps' namespaces Pod Security restricted under hardened only", () => {

@@ -1,10 +1,15 @@
 // Command echo is a tiny HTTP server for the end-to-end test: every request is answered with the
 // pod's hostname and the request's method and path, so a NodePort test can tell which pod answered.
 // It listens on $PORT (default 8080), answers /healthz with "ok", and shuts down on SIGTERM.
+//
+// "echo get URL" is its client, for NetworkPolicy tests run with kubectl exec (the image has no other
+// program): it prints the HTTP status of one GET and exits 0 when any HTTP answer came back (an https
+// server's certificate is not checked), or prints the error and exits 1 when none did within 3 seconds.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log"
 	"net/http"
@@ -14,12 +19,15 @@ import (
 	"time"
 )
 
-const version = "1.0"
+const version = "1.1"
 
 func main() {
 	if len(os.Args) > 1 && (os.Args[1] == "-v" || os.Args[1] == "--version") {
 		fmt.Println("echo (k3s-proxmox) " + version)
 		return
+	}
+	if len(os.Args) == 3 && os.Args[1] == "get" {
+		os.Exit(get(os.Args[2]))
 	}
 	port := os.Getenv("PORT")
 	if port == "" {
@@ -57,4 +65,20 @@ func main() {
 	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
+}
+
+// get fetches url once: 0 when an HTTP answer came back, 1 when none did.
+func get(url string) int {
+	client := &http.Client{
+		Timeout:   3 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // a reachability probe
+	}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Println("no answer:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	fmt.Println(resp.Status)
+	return 0
 }
