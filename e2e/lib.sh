@@ -109,28 +109,46 @@ tools() {
   K3S_WANT="${K3S_WANT:-$K3S_BASE}"
   echo "K3s $K3S_BASE from $K3S_BASE_DIR"
 }
-# upgrade_build_start: the upgrade target's build in the background, at the lowest CPU priority, while the first
-# scenarios run (they mostly wait on the hosts; the hosts' own cgroups outweigh a nice-19 process). A cached build
-# is only verified. upgrade_build waits for it (or builds in the foreground when nothing was started).
-upgrade_build_start() {
-  # Its own session, so that the tear-down can stop the whole build (upgrade_build_stop).
-  setsid nice -n 19 bash "$ROOT/scripts/build-k3s.sh" upgrade >"$RUN/build-k3s-upgrade.out" 2>"$RUN/build-k3s-upgrade.log" &
-  UPGRADE_BUILD_PID=$!
-  echo "the upgrade target's K3s build runs in the background (nice 19; log $RUN/build-k3s-upgrade.log)"
+# The builds a scenario may wait for (the scripts' command lines, from the repository's root): the upgrade target's
+# K3s, and the Traefik image (hardened).
+declare -A BUILD_SCRIPTS=([upgrade]="scripts/build-k3s.sh upgrade" [traefik]="scripts/build-traefik.sh")
+# background_builds_start NAME...: those builds one after the other in the background, at the lowest CPU priority,
+# while the first scenarios run (they mostly wait on the hosts; the hosts' own cgroups outweigh a nice-19
+# process). A cached build is only verified. build_result waits for one (or builds in the foreground when it was
+# not started).
+background_builds_start() {
+  local name script
+  script="cd $(printf %q "$ROOT") || exit 1; "
+  for name in "$@"; do
+    rm -f "$RUN/build-$name.rc"
+    script+="bash ${BUILD_SCRIPTS[$name]} >$(printf %q "$RUN/build-$name.out") 2>$(printf %q "$RUN/build-$name.log"); echo \$? >$(printf %q "$RUN/build-$name.rc"); "
+  done
+  # Its own session, so that the tear-down can stop every build (background_builds_stop).
+  setsid nice -n 19 bash -c "$script" &
+  BUILDS_PID=$!
+  BACKGROUND_BUILDS=" $* "
+  echo "in the background, one after the other (nice 19): $* (logs $RUN/build-<name>.log)"
 }
-upgrade_build_stop() { [ -z "${UPGRADE_BUILD_PID:-}" ] || kill -- "-$UPGRADE_BUILD_PID" 2>/dev/null || true; }
+background_builds_stop() { [ -z "${BUILDS_PID:-}" ] || kill -- "-$BUILDS_PID" 2>/dev/null || true; }
+# build_result NAME VAR: VAR set to the build's output folder, once it is there.
+build_result() {
+  local name="$1" t0=$SECONDS dir
+  case "${BACKGROUND_BUILDS:-}" in
+    *" $name "*)
+      [ -f "$RUN/build-$name.rc" ] || note "waiting for the background $name build: $(tail -1 "$RUN/build-$name.log" 2>/dev/null)"
+      while [ ! -f "$RUN/build-$name.rc" ] && kill -0 "$BUILDS_PID" 2>/dev/null; do sleep 5; done
+      [ "$(cat "$RUN/build-$name.rc" 2>/dev/null)" = 0 ] || { tail -20 "$RUN/build-$name.log" >&2; die "the $name build failed (log $RUN/build-$name.log)"; }
+      timing "waited for the background $name build" "$((SECONDS - t0))s"
+      tail -2 "$RUN/build-$name.log"
+      dir="$(tail -1 "$RUN/build-$name.out")" ;;
+    *)
+      # shellcheck disable=SC2086 # the script and its arguments
+      dir="$(cd "$ROOT" && bash ${BUILD_SCRIPTS[$name]})" || die "the $name build failed" ;;
+  esac
+  printf -v "$2" '%s' "$dir"
+}
 upgrade_build() {
-  if [ -n "${UPGRADE_BUILD_PID:-}" ]; then
-    local t0=$SECONDS
-    kill -0 "$UPGRADE_BUILD_PID" 2>/dev/null && note "waiting for the background K3s build of the upgrade target: $(tail -1 "$RUN/build-k3s-upgrade.log")"
-    wait "$UPGRADE_BUILD_PID" || { tail -20 "$RUN/build-k3s-upgrade.log" >&2; die "the upgrade target's K3s build failed (log $RUN/build-k3s-upgrade.log)"; }
-    timing "waited for the background upgrade build" "$((SECONDS - t0))s"
-    UPGRADE_BUILD_PID=""
-    K3S_UPGRADE_DIR="$(tail -1 "$RUN/build-k3s-upgrade.out")"
-    tail -2 "$RUN/build-k3s-upgrade.log"
-  elif [ -z "${K3S_UPGRADE_DIR:-}" ]; then
-    K3S_UPGRADE_DIR="$(bash "$ROOT/scripts/build-k3s.sh" upgrade)"
-  fi
+  [ -n "${K3S_UPGRADE_DIR:-}" ] || build_result upgrade K3S_UPGRADE_DIR
   K3S_UPGRADE="$(sed -n 's/^K3S_VERSION=//p' "$K3S_UPGRADE_DIR/build-info.env")"
 }
 

@@ -29,8 +29,9 @@
 #              outside admin_cidrs and node to node, a NodePort and a ClusterIP through it; secrets encrypted in etcd (not in
 #              a snapshot's raw data), a privileged pod refused, a compliant one running, the audit log recording a
 #              request, protect-kernel-defaults; the apps admitted under restricted, their NetworkPolicies (the
-#              echo image standing in for Whoami and Headlamp), the dashboard's read-only and admin tokens; then
-#              make reset
+#              echo image standing in for Whoami and Headlamp), HTTPS through Traefik built from its Go module
+#              (the cluster CA's certificate, plain HTTP redirected), the dashboard's read-only and admin tokens;
+#              then make reset
 #   destroy    make destroy leaves no VM and no host, only the template; a second one changes nothing; then
 #              make template-destroy removes the template and its image (twice: the second changes nothing)
 #
@@ -44,7 +45,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-# upgrade after day2: its K3s build runs in the background meanwhile.
+# upgrade after day2 and hardened late: their builds (a K3s, a Traefik image) run in the background meanwhile.
 ALL=(refusals template cluster faults apps day2 upgrade ha hardened destroy)
 
 [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ] || die "make e2e needs root on Linux (it creates bridges, mounts and containers)"
@@ -62,7 +63,7 @@ done
 cleanup() {
   local rc=$?
   rm -f "$RUN.pid"
-  upgrade_build_stop
+  background_builds_stop
   if [ -n "${E2E_KEEP:-}" ]; then
     echo "[e2e] E2E_KEEP is set: the lab stays up (ssh -F $RUN/ssh_config <name>; e2e/run.sh down removes it)"
   else
@@ -90,8 +91,12 @@ set_kubelet_sysctls
 # scenarios see (E2E_REUSE=1 keeps it).
 [ -n "${E2E_REUSE:-}" ] || lab_down
 lab_up
-# The upgrade scenario's second K3s build, behind the scenarios before it.
-case " ${SELECTED[*]} " in *" upgrade "*) [ "${SELECTED[0]}" = upgrade ] || upgrade_build_start ;; esac
+# The upgrade scenario's second K3s build and the hardened scenario's Traefik image, behind the scenarios before them.
+builds=()
+for name in upgrade:upgrade hardened:traefik; do
+  case " ${SELECTED[*]} " in *" ${name%:*} "*) [ "${SELECTED[0]}" = "${name%:*}" ] || builds+=("${name#*:}") ;; esac
+done
+[ "${#builds[@]}" -eq 0 ] || background_builds_start "${builds[@]}"
 
 for name in "${SELECTED[@]}"; do
   t0=$SECONDS

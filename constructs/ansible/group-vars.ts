@@ -41,6 +41,10 @@ export function groupVarsValues(config: ClusterConfig): Record<string, unknown> 
     cluster_nodes: [...config.masters, ...config.workers].map((node) => node.name),
     dashboard_login_account: dashboardLogin(config),
     k3s_apps_endpoints: appEndpoints(config).map((e) => `${e.name}: ${e.url} — ${e.login}`),
+    // Traefik's NodePorts answer on every node, and the VIP moves between the servers: the certificate names them all.
+    k3s_apps_tls_names: [...(vip ? [vip] : []), ...[...config.masters, ...config.workers].map((node) => node.ip)].map((ip) => `IP:${ip}`),
+    k3s_apps_ca_common_name: `${config.clusterName} cluster CA (k3s-proxmox)`,
+    ...(config.security.tls ? { k3s_apps_tls_certificate_file: config.security.tls.certificateFile, k3s_apps_tls_key_file: config.security.tls.keyFile } : {}),
     ...(config.security.profile === "hardened"
       ? {
           k3s_master_hardened: true,

@@ -39,6 +39,12 @@ export type Module =
   | "ansible.builtin.template"
   | "ansible.builtin.uri"
   | "kubernetes.core.k8s"
+  | "kubernetes.core.k8s_info"
+  /** The apps role's certificates, made on the operator's machine (the `ansible` package brings the collection). */
+  | "community.crypto.openssl_csr_pipe"
+  | "community.crypto.openssl_privatekey_pipe"
+  | "community.crypto.x509_certificate_info"
+  | "community.crypto.x509_certificate_pipe"
   /** The project's own modules: the playbooks' (ansible/library/, from constructs/ansible/library/) and the roles'
    *  (ansible/roles/<role>/library/, from constructs/ansible/modules/). */
   | "etcd_snapshot_check"

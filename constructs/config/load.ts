@@ -62,6 +62,8 @@ export interface ClusterConfig {
     readonly profile: "homelab" | "hardened";
     /** Who may reach SSH, the API and the NodePorts under the hardened profile's firewall (admin_cidrs, or node_cidr). */
     readonly adminCidrs: readonly string[];
+    /** The operator's own certificate and key for Traefik (absolute paths); undefined: one from the cluster CA. */
+    readonly tls?: { readonly certificateFile: string; readonly keyFile: string };
   };
   readonly backups: {
     /** Cron expression, or "" for no scheduled snapshots. */
@@ -255,6 +257,21 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
     }
   }
 
+  const tlsFiles = (["tls_certificate_file", "tls_key_file"] as const).map((key) => (typeof v[key] === "string" ? resolvePath(v[key] as string, baseDir, home) : undefined));
+  if ((tlsFiles[0] === undefined) !== (tlsFiles[1] === undefined)) {
+    problems.push("tls_certificate_file and tls_key_file go together: set both (your certificate and its key), or neither (a certificate from the cluster CA).");
+  }
+  for (const [i, key] of (["tls_certificate_file", "tls_key_file"] as const).entries()) {
+    const file = tlsFiles[i];
+    if (file !== undefined && !readablePem(file)) problems.push(`${key} = ${JSON.stringify(v[key])}: ${file} is not a readable PEM file; give the path of your certificate or key (relative to this file's folder, or ~/…).`);
+  }
+  if (v.security_profile === "hardened" && v.traefik_enabled === false) {
+    const served = (["dashboard_enabled", "whoami_enabled", "uptime_kuma_enabled"] as const).filter((key) => v[key] === true);
+    if (served.length > 0) {
+      problems.push(`traefik_enabled = false: under security_profile = "hardened" the apps are reached only through Traefik over HTTPS; enable Traefik, or disable the apps too (${served.join(", ")}).`);
+    }
+  }
+
   // K3s
   const k3sVersion = v.k3s_version === null ? options.defaultK3sVersion ?? readVersions().K3S_VERSION : v.k3s_version;
   if (typeof k3sVersion !== "string" || !/^v1\.\d+\.\d+\+k3s(\d+|-[0-9a-f]{7,40}(-dirty)?)$/.test(k3sVersion)) {
@@ -330,7 +347,11 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
     },
     access: { sshUser: str("ssh_user"), sshPublicKey, sshPrivateKeyFile: privateKeyFile, timezone: str("timezone") },
     k3s: { version: k3sVersion as string },
-    security: { profile: v.security_profile as "homelab" | "hardened", adminCidrs },
+    security: {
+      profile: v.security_profile as "homelab" | "hardened",
+      adminCidrs,
+      tls: tlsFiles[0] && tlsFiles[1] ? { certificateFile: tlsFiles[0], keyFile: tlsFiles[1] } : undefined,
+    },
     backups: {
       schedule: str("etcd_snapshot_schedule"),
       retention: num("etcd_snapshot_retention"),
@@ -547,6 +568,14 @@ function isTimezone(name: string): boolean {
 function resolvePath(file: string, baseDir: string, home: string): string {
   if (file === "~" || file.startsWith("~/")) return path.join(home, file.slice(1));
   return path.resolve(baseDir, file);
+}
+
+function readablePem(file: string): boolean {
+  try {
+    return fs.readFileSync(file, "utf8").includes("-----BEGIN ");
+  } catch {
+    return false;
+  }
 }
 
 function readPublicKey(given: string, file: string, problems: string[]): string {

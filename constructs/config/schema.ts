@@ -132,7 +132,7 @@ export const CONFIG_SCHEMA = {
     default: "homelab",
     group: "Security",
     description:
-      "`\"homelab\"`: K3s's defaults. `\"hardened\"`: K3s as its CIS hardening guide configures it — protect-kernel-defaults (the kernel settings it needs set at boot), secrets encrypted in etcd, Pod Security `restricted` in every namespace that does not say otherwise (kube-system exempt), an audit log on every server, the guide's API server, controller-manager and kubelet flags; a host firewall (nftables) that lets in only the ports K3s needs; the apps' namespaces Pod Security `restricted` with default-deny NetworkPolicies, and a read-only `make dashboard-token`. `make provision` switches a running cluster and says what it restarts. README: \"The hardened profile\" (what it does not do yet).",
+      "`\"homelab\"`: K3s's defaults. `\"hardened\"`: K3s as its CIS hardening guide configures it — protect-kernel-defaults (the kernel settings it needs set at boot), secrets encrypted in etcd, Pod Security `restricted` in every namespace that does not say otherwise (kube-system exempt), an audit log on every server, the guide's API server, controller-manager and kubelet flags; a host firewall (nftables) that lets in only the ports K3s needs; the apps' namespaces Pod Security `restricted` with default-deny NetworkPolicies, the apps reached only through Traefik over HTTPS (plain HTTP redirects), and a read-only `make dashboard-token`. `make provision` switches a running cluster and says what it restarts. README: \"The hardened profile\" (what it does not do yet).",
   },
   admin_cidrs: {
     type: "list(string)",
@@ -141,6 +141,15 @@ export const CONFIG_SCHEMA = {
     description:
       "Hardened profile: the IPv4 networks (CIDR) that may reach the nodes' SSH, the Kubernetes API and the NodePorts; `null` means `node_cidr`. The machine that runs `make provision` must be inside (it is refused otherwise).",
   },
+
+  tls_certificate_file: {
+    type: "string",
+    default: null,
+    group: "Security",
+    description:
+      "Your own certificate (PEM, with any intermediates after it) for Traefik's HTTPS entry points, with `tls_key_file`; `null`: `make deploy-apps` issues one from a cluster CA it creates (its certificate written to `cluster-ca.crt` beside the kubeconfig, for your browser or `curl --cacert`). Read on your machine at `make deploy-apps`; the key goes only into a Secret.",
+  },
+  tls_key_file: { type: "string", default: null, group: "Security", description: "The private key (PEM) of `tls_certificate_file`." },
 
   k3s_version: {
     type: "string",
@@ -171,7 +180,7 @@ export const CONFIG_SCHEMA = {
   traefik_image: { type: "string", default: "traefik:v3.5.3", group: "Apps", description: "Traefik image, with a pinned tag." },
   traefik_http_node_port: { type: "number", default: 30080, group: "Apps", description: "NodePort of Traefik's HTTP entry point." },
   traefik_https_node_port: { type: "number", default: 30443, group: "Apps", description: "NodePort of Traefik's HTTPS entry point." },
-  traefik_dashboard_node_port: { type: "number", default: 30880, group: "Apps", description: "NodePort of Traefik's dashboard (plain HTTP, no login: keep it on your LAN)." },
+  traefik_dashboard_node_port: { type: "number", default: 30880, group: "Apps", description: "NodePort of Traefik's dashboard (no login: keep it on your LAN; plain HTTP, or HTTPS under the hardened profile)." },
   dashboard_enabled: {
     type: "bool",
     default: true,
@@ -179,14 +188,14 @@ export const CONFIG_SCHEMA = {
     description: "Deploy the cluster dashboard (Headlamp) in `monitoring`, with the login ServiceAccounts `headlamp-admin` (cluster-admin: `make dashboard-admin-token`; also `make dashboard-token` under the homelab profile) and `headlamp-viewer` (read-only: `make dashboard-token` under the hardened profile).",
   },
   dashboard_image: { type: "string", default: "ghcr.io/headlamp-k8s/headlamp:v0.35.0", group: "Apps", description: "Headlamp image, with a pinned tag." },
-  dashboard_node_port: { type: "number", default: 30090, group: "Apps", description: "NodePort of the dashboard." },
+  dashboard_node_port: { type: "number", default: 30090, group: "Apps", description: "NodePort of the dashboard (under the hardened profile Traefik's HTTPS entry point for it)." },
   whoami_enabled: { type: "bool", default: true, group: "Apps", description: "Deploy Whoami, a test web app, in `apps` (also at `/whoami` through Traefik)." },
   whoami_image: { type: "string", default: "traefik/whoami:v1.11.0", group: "Apps", description: "Whoami image, with a pinned tag." },
-  whoami_node_port: { type: "number", default: 30081, group: "Apps", description: "NodePort of Whoami." },
+  whoami_node_port: { type: "number", default: 30081, group: "Apps", description: "NodePort of Whoami (under the hardened profile Traefik's HTTPS entry point for it)." },
   whoami_replicas: { type: "number", default: 2, group: "Apps", description: "Whoami replicas (1-10)." },
   uptime_kuma_enabled: { type: "bool", default: true, group: "Apps", description: "Deploy Uptime Kuma, status monitoring, in `monitoring`, its data on a local-path volume." },
   uptime_kuma_image: { type: "string", default: "louislam/uptime-kuma:1.23.16", group: "Apps", description: "Uptime Kuma image, with a pinned tag." },
-  uptime_kuma_node_port: { type: "number", default: 30082, group: "Apps", description: "NodePort of Uptime Kuma." },
+  uptime_kuma_node_port: { type: "number", default: 30082, group: "Apps", description: "NodePort of Uptime Kuma (under the hardened profile Traefik's HTTPS entry point for it)." },
   uptime_kuma_storage_gib: { type: "number", default: 1, group: "Apps", description: "Size of Uptime Kuma's volume, GiB." },
 } as const satisfies Record<string, KeySpec>;
 

@@ -6,8 +6,9 @@
 import { App, Chart } from "cdk8s";
 import { k8s } from "cdk8s-plus-34";
 import { Construct } from "constructs";
+import { stringify } from "yaml";
 import { apiAddressOf, type ClusterConfig } from "../config";
-import { AppIdentity, appMetadata, selectorLabels, WebApp } from "./web-app";
+import { AppIdentity, appMetadata, PortSpec, selectorLabels, WebApp } from "./web-app";
 
 /** Namespaces `make deploy-apps` creates (and never deletes: they may hold the operator's own objects). */
 export const NAMESPACES = { apps: "apps", monitoring: "monitoring" } as const;
@@ -33,6 +34,33 @@ export const POD_SECURITY_RESTRICTED = Object.fromEntries(
 );
 /** Path under which Traefik routes to Whoami. */
 export const WHOAMI_PATH = "/whoami";
+/**
+ * Traefik's certificate for every HTTPS entry point: a kubernetes.io/tls Secret in kube-system that make
+ * deploy-apps writes (the operator's certificate, or one it issues from the cluster CA kept in the Secret caSecret).
+ */
+export const TLS = { namespace: "kube-system", secret: "traefik-tls", caSecret: "k3s-proxmox-ca", dynamicConfig: "traefik-dynamic" } as const;
+const TRAEFIK_TLS_DIR = "/etc/traefik/tls";
+const TRAEFIK_DYNAMIC_DIR = "/etc/traefik/dynamic";
+/** Traefik's ping (its probes), on an entry point of its own that no Service exposes. */
+const TRAEFIK_PING = { name: "ping", containerPort: 9000 } as const;
+
+/**
+ * Under hardened the apps' own Services have no NodePort: each app is reached through an HTTPS entry point of
+ * Traefik's own, on the NodePort the app had (so its URL keeps its port, now https).
+ */
+interface HttpsApp {
+  /** The app's name: its Service's, its entry point's and its port's in Traefik's Service. */
+  readonly name: string;
+  readonly enabled: (config: ClusterConfig) => boolean;
+  readonly nodePort: (config: ClusterConfig) => number;
+  /** Traefik's container port for the entry point. */
+  readonly containerPort: number;
+}
+const HTTPS_APPS: readonly HttpsApp[] = [
+  { name: "headlamp", enabled: (c) => c.apps.dashboard.enabled, nodePort: (c) => c.apps.dashboard.nodePort, containerPort: 8444 },
+  { name: "whoami", enabled: (c) => c.apps.whoami.enabled, nodePort: (c) => c.apps.whoami.nodePort, containerPort: 8445 },
+  { name: "uptime-kuma", enabled: (c) => c.apps.uptimeKuma.enabled, nodePort: (c) => c.apps.uptimeKuma.nodePort, containerPort: 8446 },
+];
 
 /** One app: its file under manifests/ and what the deploy prints about it. */
 export interface AppDefinition {
@@ -97,8 +125,8 @@ function namespaces(scope: Construct, config: ClusterConfig): void {
 }
 
 /**
- * Under hardened, what one app may receive and send beyond DNS: its container ports from anywhere (its NodePort's
- * clients and Traefik; kube-proxy hands NodePort traffic on with the node's address), and, for an app that talks
+ * Under hardened, what one app may receive and send beyond DNS: its container ports from Traefik's pods only (its
+ * one way in; the kubelet's probes come from the node, which K3s's policy controller always lets through), and, for an app that talks
  * to the Kubernetes API, the API on the servers (NetworkPolicies see the connection after the Service's
  * rewrite, so 6443 on the servers' addresses rather than the `kubernetes` Service's 443); "anywhere" for an app
  * whose job is to reach other machines (Uptime Kuma's checks).
@@ -116,10 +144,76 @@ function appPolicy(scope: Construct, config: ClusterConfig, web: WebApp, egress?
     spec: {
       podSelector: { matchLabels: selectorLabels(web.props) },
       policyTypes: ["Ingress", "Egress"],
-      ingress: [{ ports: web.props.ports.map((p) => tcp(p.containerPort)) }],
+      ingress: [
+        {
+          from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": TLS.namespace } }, podSelector: { matchLabels: { "app.kubernetes.io/name": "traefik" } } }],
+          ports: web.props.ports.map((p) => tcp(p.containerPort)),
+        },
+      ],
       egress: to,
     },
   });
+}
+
+/** An app's HTTP port: on its own NodePort under homelab; under hardened inside the cluster only (Traefik serves it). */
+function appPort(config: ClusterConfig, containerPort: number, nodePort: number): PortSpec {
+  return { name: "http", containerPort, servicePort: 80, nodePort: hardened(config) ? undefined : nodePort };
+}
+
+/** Under hardened, the app's route on its HTTPS entry point of Traefik (named after the app; every path). */
+function httpsIngress(scope: Construct, config: ClusterConfig, web: WebApp): void {
+  if (!hardened(config)) return;
+  new k8s.KubeIngress(scope, "https-ingress", {
+    metadata: { ...appMetadata(web.props, `${web.props.name}-https`), annotations: { "traefik.ingress.kubernetes.io/router.entrypoints": web.props.name } },
+    spec: { rules: [{ http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name: web.service.name, port: { name: "http" } } } }] } }] },
+  });
+}
+
+/**
+ * Traefik's dynamic configuration (its file provider): the certificate every HTTPS entry point presents, and under
+ * hardened TLS 1.2 at least and the dashboard on its own HTTPS entry point.
+ */
+function traefikDynamicConfig(config: ClusterConfig): string {
+  const tls: Record<string, unknown> = {
+    stores: { default: { defaultCertificate: { certFile: `${TRAEFIK_TLS_DIR}/tls.crt`, keyFile: `${TRAEFIK_TLS_DIR}/tls.key` } } },
+  };
+  if (!hardened(config)) return stringify({ tls });
+  return stringify({
+    tls: { ...tls, options: { default: { minVersion: "VersionTLS12" } } },
+    http: { routers: { dashboard: { entryPoints: ["traefik"], rule: "PathPrefix(`/api`) || PathPrefix(`/dashboard`)", service: "api@internal" } } },
+  });
+}
+
+/** Traefik's entry points (arguments and ports): HTTP, HTTPS, its dashboard, its ping; under hardened one HTTPS entry point per app. */
+function traefikEntryPoints(config: ClusterConfig): { args: string[]; ports: PortSpec[] } {
+  const t = config.apps.traefik;
+  const ports: PortSpec[] = [
+    { name: "web", containerPort: 8000, servicePort: 80, nodePort: t.httpNodePort },
+    { name: "websecure", containerPort: 8443, servicePort: 443, nodePort: t.httpsNodePort },
+    { name: "traefik", containerPort: 8080, servicePort: 8080, nodePort: t.dashboardNodePort },
+    { name: TRAEFIK_PING.name, containerPort: TRAEFIK_PING.containerPort },
+  ];
+  const tlsEntryPoints = ["websecure"];
+  if (hardened(config)) {
+    tlsEntryPoints.push("traefik");
+    for (const app of HTTPS_APPS.filter((a) => a.enabled(config))) {
+      ports.push({ name: app.name, containerPort: app.containerPort, servicePort: app.containerPort, nodePort: app.nodePort(config) });
+      tlsEntryPoints.push(app.name);
+    }
+  }
+  const args = [
+    ...ports.map((p) => `--entryPoints.${p.name}.address=:${p.containerPort}/tcp`),
+    ...tlsEntryPoints.map((name) => `--entryPoints.${name}.http.tls=true`),
+    // Plain HTTP only redirects, to the HTTPS NodePort (the entry point's own port is not what clients reach).
+    ...(hardened(config)
+      ? [
+          `--entryPoints.web.http.redirections.entryPoint.to=:${t.httpsNodePort}`,
+          "--entryPoints.web.http.redirections.entryPoint.scheme=https",
+          "--entryPoints.web.http.redirections.entryPoint.permanent=true",
+        ]
+      : []),
+  ];
+  return { args, ports };
 }
 
 function traefik(scope: Construct, config: ClusterConfig): void {
@@ -144,35 +238,40 @@ function traefik(scope: Construct, config: ClusterConfig): void {
     metadata: { ...appMetadata(app, "traefik", false), annotations: { "ingressclass.kubernetes.io/is-default-class": "true" } },
     spec: { controller: "traefik.io/ingress-controller" },
   });
+  new k8s.KubeConfigMap(scope, "dynamic-config", {
+    metadata: appMetadata(app, TLS.dynamicConfig),
+    data: { "dynamic.yaml": traefikDynamicConfig(config) },
+  });
+  const entryPoints = traefikEntryPoints(config);
   new WebApp(scope, "traefik", {
     ...app,
     replicas: 1,
     serviceAccountName: "traefik",
     apiAccess: true,
     args: [
-      "--entryPoints.web.address=:8000/tcp",
-      "--entryPoints.websecure.address=:8443/tcp",
-      "--entryPoints.websecure.http.tls=true",
-      "--entryPoints.traefik.address=:8080/tcp",
-      // The dashboard and API on the `traefik` entry point, without login (the design's homelab choice).
+      ...entryPoints.args,
+      // The dashboard and API on the `traefik` entry point: under homelab without login over plain HTTP (the
+      // design's homelab choice), under hardened over HTTPS through the dynamic configuration's router.
       "--api.dashboard=true",
-      "--api.insecure=true",
+      ...(hardened(config) ? [] : ["--api.insecure=true"]),
       "--ping=true",
+      `--ping.entryPoint=${TRAEFIK_PING.name}`,
+      `--providers.file.filename=${TRAEFIK_DYNAMIC_DIR}/dynamic.yaml`,
       "--providers.kubernetesingress=true",
       "--providers.kubernetesingress.ingressendpoint.publishedservice=kube-system/traefik",
       "--log.level=INFO",
       "--global.checknewversion=false",
       "--global.sendanonymoususage=false",
     ],
-    ports: [
-      { name: "web", containerPort: 8000, servicePort: 80, nodePort: t.httpNodePort },
-      { name: "websecure", containerPort: 8443, servicePort: 443, nodePort: t.httpsNodePort },
-      { name: "traefik", containerPort: 8080, servicePort: 8080, nodePort: t.dashboardNodePort },
-    ],
-    probe: { path: "/ping", port: "traefik" },
+    ports: entryPoints.ports,
+    probe: { path: "/ping", port: TRAEFIK_PING.name },
     resources: { cpu: ["100m", "500m"], memory: ["64Mi", "256Mi"] },
     security: { user: 65532, group: 65532, readOnlyRootFilesystem: true },
-    volumes: [{ name: "tmp", mountPath: "/tmp" }],
+    volumes: [
+      { name: "tmp", mountPath: "/tmp" },
+      { name: "tls", mountPath: TRAEFIK_TLS_DIR, secret: TLS.secret },
+      { name: "dynamic", mountPath: TRAEFIK_DYNAMIC_DIR, configMap: TLS.dynamicConfig },
+    ],
   });
 }
 
@@ -196,7 +295,7 @@ function headlamp(scope: Construct, config: ClusterConfig): void {
     serviceAccountName: "headlamp",
     apiAccess: true,
     args: ["-in-cluster", "-plugins-dir=/headlamp/plugins"],
-    ports: [{ name: "http", containerPort: 4466, servicePort: 80, nodePort: d.nodePort }],
+    ports: [appPort(config, 4466, d.nodePort)],
     probe: { path: "/", port: "http" },
     resources: { cpu: ["50m", "500m"], memory: ["64Mi", "256Mi"] },
     security: { user: 100, group: 101, readOnlyRootFilesystem: true },
@@ -206,6 +305,7 @@ function headlamp(scope: Construct, config: ClusterConfig): void {
     ],
   });
   appPolicy(scope, config, web, "api");
+  httpsIngress(scope, config, web);
 }
 
 function whoami(scope: Construct, config: ClusterConfig): void {
@@ -216,14 +316,16 @@ function whoami(scope: Construct, config: ClusterConfig): void {
     replicas: w.replicas,
     // An unprivileged port: the image is a single static binary, run as nobody.
     args: ["--port", "8080"],
-    ports: [{ name: "http", containerPort: 8080, servicePort: 80, nodePort: w.nodePort }],
+    ports: [appPort(config, 8080, w.nodePort)],
     probe: { path: "/health", port: "http" },
     resources: { cpu: ["10m", "100m"], memory: ["16Mi", "64Mi"] },
     security: { user: 65534, group: 65534, readOnlyRootFilesystem: true },
   });
   appPolicy(scope, config, web);
+  httpsIngress(scope, config, web);
   new k8s.KubeIngress(scope, "ingress", {
-    metadata: appMetadata(app),
+    // Under hardened on the HTTPS entry point only (plain HTTP redirects there).
+    metadata: { ...appMetadata(app), annotations: hardened(config) ? { "traefik.ingress.kubernetes.io/router.entrypoints": "websecure" } : undefined },
     spec: {
       // No ingressClassName: the default IngressClass (Traefik's) takes it.
       rules: [
@@ -260,7 +362,7 @@ function uptimeKuma(scope: Construct, config: ClusterConfig): void {
     recreate: true,
     // Its SQLite database lives on the volume; the image writes nothing else it needs to keep.
     env: { DATA_DIR: "/app/data/" },
-    ports: [{ name: "http", containerPort: 3001, servicePort: 80, nodePort: u.nodePort }],
+    ports: [appPort(config, 3001, u.nodePort)],
     probe: { path: "/", port: "http", startupSeconds: 180 },
     resources: { cpu: ["100m", "1"], memory: ["128Mi", "512Mi"] },
     // Node.js and its setup write below /app and /tmp: the root file system stays writable, the user is not root.
@@ -268,7 +370,11 @@ function uptimeKuma(scope: Construct, config: ClusterConfig): void {
     volumes: [{ name: "data", mountPath: "/app/data", claim: "uptime-kuma-data" }],
   });
   appPolicy(scope, config, web, "anywhere");
+  httpsIngress(scope, config, web);
 }
+
+/** http://ADDRESS:PORT, or https under hardened (every app then answers through Traefik's HTTPS entry points). */
+const url = (config: ClusterConfig, address: string, port: number, path = "/") => `${hardened(config) ? "https" : "http"}://${address}:${port}${path}`;
 
 /** Every app, in the order they are applied. The namespaces come first and are always present. */
 export const APPS: readonly AppDefinition[] = [
@@ -278,30 +384,34 @@ export const APPS: readonly AppDefinition[] = [
     enabled: (c) => c.apps.traefik.enabled,
     build: traefik,
     endpoints: (c, address) => [
-      { name: "Traefik dashboard", url: `http://${address}:${c.apps.traefik.dashboardNodePort}/dashboard/`, login: "no login: keep it on your LAN" },
-      { name: "Traefik HTTP entry point", url: `http://${address}:${c.apps.traefik.httpNodePort}/`, login: "routes the Ingresses" },
+      { name: "Traefik dashboard", url: url(c, address, c.apps.traefik.dashboardNodePort, "/dashboard/"), login: "no login: keep it on your LAN" },
+      hardened(c)
+        ? { name: "Traefik HTTPS entry point", url: `https://${address}:${c.apps.traefik.httpsNodePort}/`, login: `routes the Ingresses (http://${address}:${c.apps.traefik.httpNodePort}/ redirects here)` }
+        : { name: "Traefik HTTP entry point", url: `http://${address}:${c.apps.traefik.httpNodePort}/`, login: "routes the Ingresses" },
     ],
   },
   {
     id: "20-headlamp",
     enabled: (c) => c.apps.dashboard.enabled,
     build: headlamp,
-    endpoints: (c, address) => [{ name: "Cluster dashboard (Headlamp)", url: `http://${address}:${c.apps.dashboard.nodePort}/`, login: c.security.profile === "hardened" ? "log in with the read-only token of `make dashboard-token` (cluster-admin: `make dashboard-admin-token`)" : "log in with the token `make dashboard-token` prints" }],
+    endpoints: (c, address) => [{ name: "Cluster dashboard (Headlamp)", url: url(c, address, c.apps.dashboard.nodePort), login: c.security.profile === "hardened" ? "log in with the read-only token of `make dashboard-token` (cluster-admin: `make dashboard-admin-token`)" : "log in with the token `make dashboard-token` prints" }],
   },
   {
     id: "30-whoami",
     enabled: (c) => c.apps.whoami.enabled,
     build: whoami,
     endpoints: (c, address) => [
-      { name: "Whoami", url: `http://${address}:${c.apps.whoami.nodePort}/`, login: "no login" },
-      ...(c.apps.traefik.enabled ? [{ name: "Whoami through Traefik", url: `http://${address}:${c.apps.traefik.httpNodePort}${WHOAMI_PATH}`, login: "no login" }] : []),
+      { name: "Whoami", url: url(c, address, c.apps.whoami.nodePort), login: "no login" },
+      ...(c.apps.traefik.enabled
+        ? [{ name: "Whoami through Traefik", url: url(c, address, hardened(c) ? c.apps.traefik.httpsNodePort : c.apps.traefik.httpNodePort, WHOAMI_PATH), login: "no login" }]
+        : []),
     ],
   },
   {
     id: "40-uptime-kuma",
     enabled: (c) => c.apps.uptimeKuma.enabled,
     build: uptimeKuma,
-    endpoints: (c, address) => [{ name: "Uptime Kuma", url: `http://${address}:${c.apps.uptimeKuma.nodePort}/`, login: "create the admin account on the first visit" }],
+    endpoints: (c, address) => [{ name: "Uptime Kuma", url: url(c, address, c.apps.uptimeKuma.nodePort), login: "create the admin account on the first visit" }],
   },
 ];
 

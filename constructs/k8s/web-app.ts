@@ -1,7 +1,7 @@
 /**
  * `WebApp`: one containerized web application as every app of `make deploy-apps` needs it — a Deployment
  * (pinned image, requests and limits, readiness and liveness probes, a restrictive security context) and a
- * NodePort Service in front of it, all labelled with the `app.kubernetes.io/*` recommended labels.
+ * Service in front of it (NodePort where a port has one, else ClusterIP), all labelled with the `app.kubernetes.io/*` recommended labels.
  */
 import { Construct } from "constructs";
 import { k8s } from "cdk8s-plus-34";
@@ -45,8 +45,19 @@ export interface PortSpec {
   /** Port name (IANA_SVC_NAME: lower case, ≤ 15 characters). */
   readonly name: string;
   readonly containerPort: number;
-  readonly servicePort: number;
-  readonly nodePort: number;
+  /** The Service's port; none: the pod's own (a probe's), not in the Service. */
+  readonly servicePort?: number;
+  /** None: reached inside the cluster only (the Service is then a ClusterIP one, unless another port has one). */
+  readonly nodePort?: number;
+}
+
+/** A volume: scratch space (emptyDir), a PersistentVolumeClaim, a Secret or a ConfigMap, by name. */
+export interface VolumeSpec {
+  readonly name: string;
+  readonly mountPath: string;
+  readonly claim?: string;
+  readonly secret?: string;
+  readonly configMap?: string;
 }
 
 /**
@@ -74,8 +85,7 @@ export interface WebAppProps extends AppIdentity {
   readonly serviceAccountName?: string;
   /** Mount the ServiceAccount token (only for apps that talk to the Kubernetes API). */
   readonly apiAccess?: boolean;
-  /** Volumes: an emptyDir (scratch space) or a PersistentVolumeClaim by name. */
-  readonly volumes?: readonly { readonly name: string; readonly mountPath: string; readonly claim?: string }[];
+  readonly volumes?: readonly VolumeSpec[];
   /** Recreate instead of RollingUpdate: for a single pod holding a ReadWriteOnce volume. */
   readonly recreate?: boolean;
 }
@@ -143,14 +153,11 @@ export class WebApp extends Construct {
                   readOnlyRootFilesystem: props.security.readOnlyRootFilesystem,
                   capabilities: { drop: ["ALL"] },
                 },
-                volumeMounts: volumes.length > 0 ? volumes.map((v) => ({ name: v.name, mountPath: v.mountPath })) : undefined,
+                volumeMounts: volumes.length > 0 ? volumes.map((v) => ({ name: v.name, mountPath: v.mountPath, readOnly: v.secret || v.configMap ? true : undefined })) : undefined,
                 lifecycle: props.replicas > 1 ? { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } } : undefined,
               },
             ],
-            volumes:
-              volumes.length > 0
-                ? volumes.map((v) => (v.claim ? { name: v.name, persistentVolumeClaim: { claimName: v.claim } } : { name: v.name, emptyDir: {} }))
-                : undefined,
+            volumes: volumes.length > 0 ? volumes.map(volume) : undefined,
           },
         },
       },
@@ -163,12 +170,13 @@ export class WebApp extends Construct {
       });
     }
 
+    const servicePorts = props.ports.flatMap((p) => (p.servicePort === undefined ? [] : [{ ...p, servicePort: p.servicePort }]));
     this.service = new k8s.KubeService(this, "service", {
       metadata: appMetadata(props),
       spec: {
-        type: "NodePort",
+        type: servicePorts.some((p) => p.nodePort !== undefined) ? "NodePort" : "ClusterIP",
         selector: selectorLabels(props),
-        ports: props.ports.map((p) => ({
+        ports: servicePorts.map((p) => ({
           name: p.name,
           port: p.servicePort,
           targetPort: k8s.IntOrString.fromString(p.name),
@@ -178,4 +186,12 @@ export class WebApp extends Construct {
       },
     });
   }
+}
+
+function volume(v: VolumeSpec): k8s.Volume {
+  if (v.claim) return { name: v.name, persistentVolumeClaim: { claimName: v.claim } };
+  // Optional: a pod whose Secret is not there yet starts anyway (Traefik then presents its own default certificate).
+  if (v.secret) return { name: v.name, secret: { secretName: v.secret, optional: true } };
+  if (v.configMap) return { name: v.name, configMap: { name: v.configMap } };
+  return { name: v.name, emptyDir: {} };
 }

@@ -2,9 +2,9 @@
 # Sourced by e2e/run.sh after e2e/lib.sh. Checks take local functions, and commands in single quotes on purpose:
 # shellcheck disable=SC2016,SC2034,SC2329
 # make deploy-apps on the real API server: the generated manifests accepted by a server-side dry run, applied,
-# idempotent; the NodePorts and IngressClass; the dashboard's login token; an app removed from terraform.tfvars
-# is removed from the cluster. The apps' images come from container registries this machine cannot reach (see
-# the NOTE below), so their pods are scheduled but not run.
+# idempotent; Traefik's certificate from the cluster CA; the NodePorts and IngressClass; the dashboard's login
+# token; an app removed from terraform.tfvars is removed from the cluster. The apps' images come from container
+# registries this machine cannot reach (see the NOTE below), so their pods are scheduled but not run.
 
 scenario_apps() {
   local manifests="$RUN/manifests" master_ip manifest
@@ -21,6 +21,8 @@ scenario_apps() {
   apps_deploy "$RUN/deploy-apps-1.log" || tail -30 "$RUN/deploy-apps-1.log"
   check "make deploy-apps succeeds" grep -Eq '^localhost +: ok=[0-9]+ +changed=[1-9][0-9]* .*failed=0' "$RUN/deploy-apps-1.log"
   check "it prints the design document's URLs" grep -q "Whoami: http://$master_ip:30081/" "$RUN/deploy-apps-1.log"
+  issued() { kubectl get secret -n kube-system traefik-tls -o jsonpath='{.data.tls\.crt}' | base64 -d | openssl verify -CAfile "$RUN/cluster-ca.crt"; }
+  check "it issued Traefik's certificate from the cluster CA, whose certificate it wrote beside the kubeconfig" issued
   apps_deploy "$RUN/deploy-apps-2.log" || true
   check "second make deploy-apps reports changed=0" recap_unchanged "$RUN/deploy-apps-2.log"
   check "every object of manifests/ exists in the cluster" kubectl get -f "$manifests" -o name

@@ -8,8 +8,10 @@
 # etcd (a Secret's value absent from an etcd snapshot's raw data, the encryption prefix present), Pod Security
 # `restricted` (a privileged pod refused, a compliant one from the local image running), the audit log recording a
 # request, protect-kernel-defaults in force; the apps' namespaces enforcing restricted (every app's pod admitted, a
-# privileged one refused), their NetworkPolicies (apps and monitoring apart, the API only for Headlamp), and the
-# dashboard's tokens (read-only, and the separate cluster-admin one). The cluster is
+# privileged one refused), their NetworkPolicies (apps and monitoring apart, the API only for Headlamp, the apps
+# reached by Traefik only), HTTPS through Traefik built from its Go module (the cluster CA's certificate verified,
+# plain HTTP redirected or unserved, no NodePort of the apps' own), and the dashboard's tokens (read-only, and the
+# separate cluster-admin one). The cluster is
 # reset at the end (a K3s whose secrets are encrypted cannot simply go back), so a later scenario provisions a fresh
 # one; the next homelab provision takes the firewall off.
 
@@ -52,7 +54,10 @@ port_matrix() {
 }
 
 scenario_hardened() {
-  local t0 master value snapshot
+  local t0 master value snapshot traefik_dir traefik_image
+  # Traefik's image, built from its Go module (scripts/build-traefik.sh), in the background since the run began.
+  build_result traefik traefik_dir
+  traefik_image="$(sed -n 's/^TRAEFIK_IMAGE=//p' "$traefik_dir/build-info.env")"
   ensure_cluster
   master="${HOSTS[0]%%=*}"
   # An admin_cidrs without the runner: the firewall would shut make provision out, so it is refused on every node
@@ -67,8 +72,11 @@ scenario_hardened() {
   check "... and loads no firewall anywhere" no_table
 
   # Whoami's and Headlamp's images come from container registries this machine cannot reach: the local echo image
-  # stands in for both, so that their NetworkPolicies are tried on running pods.
-  configure 'security_profile = "hardened"' "admin_cidrs = [\"$GATEWAY/32\"]" "whoami_image = \"$ECHO_IMAGE\"" "dashboard_image = \"$ECHO_IMAGE\""
+  # stands in for both, so that their NetworkPolicies and routes are tried on running pods. Traefik is the real
+  # one, built from its Go module.
+  local hardened_lines=('security_profile = "hardened"' "admin_cidrs = [\"$GATEWAY/32\"]" "whoami_image = \"$ECHO_IMAGE\""
+    "dashboard_image = \"$ECHO_IMAGE\"" "traefik_image = \"$traefik_image\"")
+  configure "${hardened_lines[@]}"
   make_logged "$RUN/synth-hardened.log" synth || die "make synth failed (log $RUN/synth-hardened.log)"
   t0=$SECONDS
   provision "$RUN/provision-hardened.log" || { tail -40 "$RUN/provision-hardened.log"; die "make provision to the hardened profile failed"; }
@@ -224,6 +232,9 @@ POD
   check "the audit log records the Secret's creation (its metadata, not its value)" audited
 
   step "hardened: the apps under Pod Security restricted, the dashboard's read-only token"
+  echo "NOTE: Traefik's image is built here from its Go module ($traefik_image, $(du -h "$traefik_dir/traefik.tar" | cut -f1)), imported on every node."
+  imported() { local host; for host in "${HOSTS[@]%%=*}"; do on "$host" 'sudo k3s ctr -n k8s.io images import - >/dev/null' <"$traefik_dir/traefik.tar" || return 1; done; }
+  check "Traefik's image imported into containerd on every node" imported
   apps_deploy "$RUN/deploy-apps-hardened.log" || tail -30 "$RUN/deploy-apps-hardened.log"
   check "make deploy-apps succeeds" grep -Eq '^localhost +: ok=[0-9]+ +changed=[1-9][0-9]* .*failed=0' "$RUN/deploy-apps-hardened.log"
   enforced() { kubectl get namespace apps monitoring -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.labels.pod-security\.kubernetes\.io/enforce}{"\n"}{end}'; }
@@ -239,8 +250,6 @@ POD
   check "Whoami's and Headlamp's stand-ins roll out" \
     bash -c 'kubectl rollout status -n apps deployment/whoami --timeout=120s && kubectl rollout status -n monitoring deployment/headlamp --timeout=120s'
 
-  check "... and answers the runner through its NodePort (firewall, kube-proxy, its policy's open port)" \
-    retry 10 2 bash -c 'curl -fsS --max-time 3 "$1" | grep -q "^hostname: whoami-"' _ "http://$(addr_of "$master"):30081/np"
   pod_ip() { # a running pod's address, not one that is going away after the rollout
     kubectl get pods -n "$1" -l "app.kubernetes.io/instance=$2" -o json \
       | jq -r '[.items[] | select(.metadata.deletionTimestamp == null and .status.phase == "Running")][0].status.podIP'
@@ -256,8 +265,49 @@ POD
   check "... nor the Kubernetes API (it has no need to)" blocked apps deployment/whoami "https://10.43.0.1/version"
   check "a pod in monitoring (Headlamp) reaches the Kubernetes API, as its policy allows" fetch monitoring deployment/headlamp "https://10.43.0.1/version"
   check "... but not a pod in apps (Whoami, $whoami_ip)" blocked monitoring deployment/headlamp "http://$whoami_ip:8080/np"
-  check "a pod of another namespace reaches Whoami's port (its ingress is open to every client, as Traefik's and its NodePort's are)" \
-    fetch e2e-psa pod/compliant "http://$whoami_ip:8080/np"
+  check "a pod of another namespace cannot reach Whoami's port either (only Traefik may)" blocked e2e-psa pod/compliant "http://$whoami_ip:8080/np"
+
+  step "hardened: the apps only through Traefik, over HTTPS with the cluster CA's certificate"
+  local ca="$RUN/cluster-ca.crt" node_ip worker_ip
+  node_ip="$(addr_of "$master")"
+  worker_ip="$(addr_of k3s-worker-1)"
+  check "make deploy-apps wrote the cluster CA's certificate beside the kubeconfig" openssl x509 -in "$ca" -noout -subject
+  check "Traefik (built from its Go module) rolls out" kubectl rollout status -n kube-system deployment/traefik --timeout=180s
+  # answers URL LINE: an HTTPS GET trusting the cluster CA only (curl --cacert trusts nothing else) whose answer
+  # has a line starting with LINE (the echo image's "hostname: <pod>").
+  answers() { local got; got="$(curl -fsS --max-time 5 --cacert "$ca" "$1" 2>&1)"; grep "^$2" <<<"$got" || { echo "${got:0:200}"; return 1; }; }
+  check "https://$node_ip:30443/whoami reaches Whoami through Traefik, its certificate verified by the cluster CA" \
+    retry 15 2 answers "https://$node_ip:30443/whoami" "hostname: whoami-"
+  check "... on an agent's address too (the certificate names every node)" answers "https://$worker_ip:30443/whoami" "hostname: whoami-"
+  check "https://$node_ip:30081/ (Whoami's port, now Traefik's HTTPS entry point)" answers "https://$node_ip:30081/" "hostname: whoami-"
+  check "https://$node_ip:30090/ (the dashboard's, Headlamp's stand-in behind it)" answers "https://$node_ip:30090/" "hostname: headlamp-"
+  check "the Traefik API on its HTTPS dashboard port reports the version built" \
+    bash -c 'curl -fsS --max-time 5 --cacert "$1" "$2" | jq -e --arg v "$3" ".Version == \$v"' _ "$ca" "https://$node_ip:30880/api/version" "${traefik_image##*:}"
+  redirect() { curl -sS --max-time 5 -o /dev/null -w '%{http_code} %{redirect_url}' "$1"; }
+  check "plain HTTP redirects to HTTPS: $(redirect "http://$node_ip:30080/whoami")" \
+    test "$(redirect "http://$node_ip:30080/whoami")" = "301 https://$node_ip:30443/whoami"
+  plain_refused() { local got; got="$(curl -sS --max-time 5 "$1" 2>&1)"; echo "${got:0:100}"; ! grep -q "^hostname:" <<<"$got"; }
+  check "plain HTTP to Whoami's port gets no app (a TLS entry point: no plain-HTTP route there)" plain_refused "http://$node_ip:30081/"
+  own_node_ports() { kubectl get services -n apps -o jsonpath='{range .items[*]}{.spec.type}{"\n"}{end}'; kubectl get services -n monitoring -o jsonpath='{range .items[*]}{.spec.type}{"\n"}{end}'; }
+  check "the apps' own Services have no NodePort: $(own_node_ports | sort | uniq -c | paste -sd' ')" test "$(own_node_ports | sort -u)" = ClusterIP
+  apps_deploy "$RUN/deploy-apps-hardened-2.log" || tail -30 "$RUN/deploy-apps-hardened-2.log"
+  check "a second make deploy-apps changes nothing (the certificate is kept)" recap_unchanged "$RUN/deploy-apps-hardened-2.log"
+  local ca_key issued_key
+  ca_key="$(kubectl get secret -n kube-system k3s-proxmox-ca -o jsonpath='{.data.tls\.key}' | base64 -d | sed -n 2p)"
+  issued_key="$(kubectl get secret -n kube-system traefik-tls -o jsonpath='{.data.tls\.key}' | base64 -d | sed -n 2p)"
+
+  # The operator's own certificate instead (tls_certificate_file, tls_key_file): Traefik rolls and presents it.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=e2e-own \
+    -addext "subjectAltName=IP:$node_ip,IP:$worker_ip" -keyout "$RUN/own.key" -out "$RUN/own.crt" 2>/dev/null
+  configure "${hardened_lines[@]}" "tls_certificate_file = \"$RUN/own.crt\"" "tls_key_file = \"$RUN/own.key\""
+  make_logged "$RUN/synth-own-cert.log" synth || die "make synth failed (log $RUN/synth-own-cert.log)"
+  apps_deploy "$RUN/deploy-apps-own-cert.log" || tail -30 "$RUN/deploy-apps-own-cert.log"
+  presents_own() { curl -fsS --max-time 5 --cacert "$RUN/own.crt" "https://$node_ip:30443/whoami" | grep "^hostname: whoami-"; }
+  # The new certificate's hash rolled Traefik: once the old pod is gone, only the new certificate is presented.
+  check "a new certificate rolls Traefik" bash -c 'sleep 2; kubectl rollout status -n kube-system deployment/traefik --timeout=180s'
+  check "with tls_certificate_file and tls_key_file, Traefik presents the operator's certificate (verified with it alone)" retry 15 2 presents_own
+  check "... and no longer the cluster CA's" bash -c '! curl -fsS --max-time 5 --cacert "$1" -o /dev/null "$2"' _ "$ca" "https://$node_ip:30443/whoami"
+  check "no key (the CA's, the one it issued, the operator's) in a log" secrets_in_logs "$ca_key" "$issued_key" "$(sed -n 2p "$RUN/own.key")"
 
   local viewer admin
   viewer="$(dashboard_token dashboard-token)"

@@ -138,7 +138,7 @@ describe("every task", () => {
     for (const { task, origin } of allTasks) expect(task.name, origin).toMatch(/^[A-Z]/);
   });
 
-  it("uses a fully qualified ansible.builtin module or one of the project's own; only the apps role talks to Kubernetes through kubernetes.core", () => {
+  it("uses a fully qualified ansible.builtin module or one of the project's own; only the apps role talks to Kubernetes through kubernetes.core and makes certificates with community.crypto", () => {
     expect(allTasks.length).toBeGreaterThan(60);
     for (const { task, origin } of allTasks) {
       const module = action(task)[0];
@@ -151,7 +151,9 @@ describe("every task", () => {
         expect(owners, `${origin}: ${module} only in a role that carries it in its library/`).toContain(origin.split("/")[0]);
         continue;
       }
-      const allowed = origin.includes("k3s_apps") ? /^(ansible\.builtin\.[a-z_]+|kubernetes\.core\.k8s)$/ : /^ansible\.builtin\.[a-z_]+$/;
+      const allowed = origin.includes("k3s_apps")
+        ? /^(ansible\.builtin\.[a-z_]+|kubernetes\.core\.k8s(_info)?|community\.crypto\.(openssl_privatekey_pipe|openssl_csr_pipe|x509_certificate_pipe|x509_certificate_info))$/
+        : /^ansible\.builtin\.[a-z_]+$/;
       expect(module, `${origin}: ${String(task.name)}`).toMatch(allowed);
     }
   });
@@ -284,6 +286,8 @@ describe("group_vars/all.yml", () => {
       cluster_nodes: ["k3s-master-1", "k3s-worker-1", "k3s-worker-2"],
       dashboard_login_account: "headlamp-admin",
       k3s_apps_endpoints: expect.arrayContaining(["Whoami: http://192.168.1.10:30081/ — no login"]),
+      k3s_apps_tls_names: ["IP:192.168.1.10", "IP:192.168.1.20", "IP:192.168.1.21"],
+      k3s_apps_ca_common_name: "k3s cluster CA (k3s-proxmox)",
     });
   });
 

@@ -86,6 +86,19 @@ describe("defaults", () => {
     expect(build({ admin_cidrs: ["192.168.1.20/32", "10.8.0.0/16"] }).security.adminCidrs).toEqual(["192.168.1.20/32", "10.8.0.0/16"]);
   });
 
+  it("builds for the e2e the Traefik release that traefik_image names by default", () => {
+    expect(build({}).apps.traefik.image).toBe(`traefik:${readVersions().TRAEFIK_BUILD_VERSION}`);
+  });
+
+  it("takes the operator's certificate and key for Traefik, resolved beside terraform.tfvars", () => {
+    const dir = scratch();
+    fs.writeFileSync(path.join(dir, "tls.crt"), "-----BEGIN CERTIFICATE-----\n");
+    fs.writeFileSync(path.join(dir, "tls.key"), "-----BEGIN PRIVATE KEY-----\n");
+    const config = build({ tls_certificate_file: path.join(dir, "tls.crt"), tls_key_file: path.join(dir, "tls.key") });
+    expect(config.security.tls).toEqual({ certificateFile: path.join(dir, "tls.crt"), keyFile: path.join(dir, "tls.key") });
+    expect(build({}).security.tls).toBeUndefined();
+  });
+
   it("numbers VMs from vm_id_base: masters +0…, workers +10…", () => {
     const config = build({ vm_id_base: 500, master_count: 3, worker_count: 3, api_vip: "192.168.1.9" });
     expect(config.masters.map((n) => n.vmId)).toEqual([500, 501, 502]);
@@ -160,6 +173,9 @@ describe("bad input: one message per problem, naming the key, the value and the 
     ["an unknown security profile", { security_profile: "paranoid" }, /^security_profile = "paranoid": must be "homelab" \(K3s's defaults\) or "hardened"/],
     ["no admin network at all", { admin_cidrs: [] }, /^admin_cidrs = \[\]: no one could reach SSH or the API through the firewall/],
     ["an admin network with host bits", { admin_cidrs: ["192.168.1.5/24"] }, /^admin_cidrs: "192\.168\.1\.5\/24" is not an IPv4 network in CIDR form with no host bits set/],
+    ["a certificate without its key", { tls_certificate_file: "id_ed25519.pub" }, /^tls_certificate_file and tls_key_file go together: set both/],
+    ["a certificate file that is not PEM", { tls_certificate_file: "id_ed25519.pub", tls_key_file: "missing.key" }, /^tls_certificate_file = "id_ed25519\.pub": .*id_ed25519\.pub is not a readable PEM file/],
+    ["hardened apps without Traefik", { security_profile: "hardened", traefik_enabled: false }, /^traefik_enabled = false: under security_profile = "hardened" the apps are reached only through Traefik over HTTPS; enable Traefik, or disable the apps too \(dashboard_enabled, whoami_enabled, uptime_kuma_enabled\)/],
     ["a template no one declares", { template_image: null }, /^template_image = null: make apply clones template 9000, but nothing declares it\. Set template_image = "debian-12" .* or "prebuilt" if you made template 9000 yourself/],
     ["an unknown template image", { template_image: "debian-13" }, /^template_image = "debian-13": not one of "debian-12", "ubuntu-24\.04", "custom", "prebuilt"\. Did you mean "debian-12"\?/],
     ["a custom image without a URL", { template_image: "custom", template_image_checksum: `sha256:${"a".repeat(64)}` }, /^template_image = "custom" needs template_image_url/],

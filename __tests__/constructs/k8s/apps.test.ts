@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { groupVarsValues } from "../../../constructs/ansible/group-vars";
 import { writeGenerated } from "../../../constructs/generate";
 import { manifestFiles } from "../../../constructs/k8s";
@@ -165,20 +165,85 @@ describe("manifests", () => {
         },
       ],
     });
-    // Whoami: its port, from anywhere (its NodePort, Traefik); nothing out but DNS.
+    // Whoami: its port, from Traefik's pods only (its one way in under hardened); nothing out but DNS.
+    const fromTraefik = [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "app.kubernetes.io/name": "traefik" } } }];
     expect(spec("apps", "whoami")).toEqual({
       podSelector: { matchLabels: { "app.kubernetes.io/name": "whoami", "app.kubernetes.io/instance": "whoami" } },
       policyTypes: ["Ingress", "Egress"],
-      ingress: [{ ports: [{ protocol: "TCP", port: 8080 }] }],
+      ingress: [{ from: fromTraefik, ports: [{ protocol: "TCP", port: 8080 }] }],
       egress: [],
     });
     // Headlamp reads the cluster through the API: 6443 on every server (after the kubernetes Service's rewrite).
     expect(spec("monitoring", "headlamp").egress).toEqual([
       { to: ["192.168.1.10", "192.168.1.11", "192.168.1.12"].map((ip) => ({ ipBlock: { cidr: `${ip}/32` } })), ports: [{ protocol: "TCP", port: 6443 }] },
     ]);
-    expect(spec("monitoring", "headlamp").ingress).toEqual([{ ports: [{ protocol: "TCP", port: 4466 }] }]);
+    expect(spec("monitoring", "headlamp").ingress).toEqual([{ from: fromTraefik, ports: [{ protocol: "TCP", port: 4466 }] }]);
     // Uptime Kuma's checks go wherever the operator points them.
     expect(spec("monitoring", "uptime-kuma").egress).toEqual([{ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }]);
+  });
+
+  it("gives Traefik's HTTPS entry points the certificate make deploy-apps stores, and probes its ping on a port no Service exposes", () => {
+    for (const profile of ["homelab", "hardened"]) {
+      const objects = all(manifests({ security_profile: profile }));
+      const pod = find(objects, "Deployment", "traefik").spec.template.spec;
+      expect(pod.volumes).toEqual(
+        expect.arrayContaining([
+          { name: "tls", secret: { secretName: "traefik-tls", optional: true } },
+          { name: "dynamic", configMap: { name: "traefik-dynamic" } },
+        ]),
+      );
+      const dynamic = parse((find(objects, "ConfigMap", "traefik-dynamic") as any).data["dynamic.yaml"]);
+      expect(dynamic.tls.stores.default.defaultCertificate).toEqual({ certFile: "/etc/traefik/tls/tls.crt", keyFile: "/etc/traefik/tls/tls.key" });
+      const args: string[] = pod.containers[0].args;
+      expect(args).toEqual(expect.arrayContaining(["--entryPoints.websecure.http.tls=true", "--providers.file.filename=/etc/traefik/dynamic/dynamic.yaml", "--ping.entryPoint=ping"]));
+      expect(pod.containers[0].readinessProbe.httpGet).toEqual({ path: "/ping", port: "ping" });
+      expect(find(objects, "Service", "traefik").spec.ports.map((p: { name: string }) => p.name)).not.toContain("ping");
+    }
+  });
+
+  it("under hardened serves every app only through Traefik over HTTPS: plain HTTP redirects, the apps' own Services have no NodePort", () => {
+    const objects = all(manifests({ security_profile: "hardened" }));
+    const services = Object.fromEntries(objects.filter((o) => o.kind === "Service").map((s) => [s.metadata.name, s.spec]));
+    for (const name of ["headlamp", "whoami", "uptime-kuma"]) {
+      expect(services[name].type, name).toBe("ClusterIP");
+      expect(services[name].ports.every((p: { nodePort?: number }) => p.nodePort === undefined), name).toBe(true);
+    }
+    // Each app keeps its port number, now an HTTPS entry point of Traefik's.
+    const traefikPorts = Object.fromEntries(services.traefik.ports.map((p: { name: string; nodePort: number }) => [p.name, p.nodePort]));
+    expect(traefikPorts).toEqual({ web: 30080, websecure: 30443, traefik: 30880, headlamp: 30090, whoami: 30081, "uptime-kuma": 30082 });
+    const args: string[] = find(objects, "Deployment", "traefik").spec.template.spec.containers[0].args;
+    for (const entryPoint of ["websecure", "traefik", "headlamp", "whoami", "uptime-kuma"]) expect(args).toContain(`--entryPoints.${entryPoint}.http.tls=true`);
+    expect(args).not.toContain("--entryPoints.web.http.tls=true");
+    expect(args).toEqual(expect.arrayContaining(["--entryPoints.web.http.redirections.entryPoint.to=:30443", "--entryPoints.web.http.redirections.entryPoint.scheme=https"]));
+    expect(args).not.toContain("--api.insecure=true");
+    const dynamic = parse((find(objects, "ConfigMap", "traefik-dynamic") as any).data["dynamic.yaml"]);
+    expect(dynamic.http.routers.dashboard).toMatchObject({ entryPoints: ["traefik"], service: "api@internal" });
+    expect(dynamic.tls.options.default.minVersion).toBe("VersionTLS12");
+    // Each app's route on its own entry point; /whoami on the HTTPS one only.
+    for (const [name, namespace] of [["headlamp", "monitoring"], ["whoami", "apps"], ["uptime-kuma", "monitoring"]]) {
+      const ingress = find(objects, "Ingress", `${name}-https`);
+      expect(ingress.metadata.namespace).toBe(namespace);
+      expect(ingress.metadata.annotations).toEqual({ "traefik.ingress.kubernetes.io/router.entrypoints": name });
+      expect(ingress.spec.rules[0].http.paths).toEqual([{ path: "/", pathType: "Prefix", backend: { service: { name, port: { name: "http" } } } }]);
+    }
+    expect(find(objects, "Ingress", "whoami").metadata.annotations).toEqual({ "traefik.ingress.kubernetes.io/router.entrypoints": "websecure" });
+    expect(groupVarsValues(testConfig({ security_profile: "hardened" })).k3s_apps_endpoints).toEqual([
+      "Traefik dashboard: https://192.168.1.10:30880/dashboard/ — no login: keep it on your LAN",
+      "Traefik HTTPS entry point: https://192.168.1.10:30443/ — routes the Ingresses (http://192.168.1.10:30080/ redirects here)",
+      "Cluster dashboard (Headlamp): https://192.168.1.10:30090/ — log in with the read-only token of `make dashboard-token` (cluster-admin: `make dashboard-admin-token`)",
+      "Whoami: https://192.168.1.10:30081/ — no login",
+      "Whoami through Traefik: https://192.168.1.10:30443/whoami — no login",
+      "Uptime Kuma: https://192.168.1.10:30082/ — create the admin account on the first visit",
+    ]);
+    // A disabled app has no entry point.
+    const without = find(all(manifests({ security_profile: "hardened", uptime_kuma_enabled: false })), "Service", "traefik").spec.ports.map((p: { name: string }) => p.name);
+    expect(without).not.toContain("uptime-kuma");
+  });
+
+  it("has the cluster CA's certificate name every node and the VIP, or takes the operator's files", () => {
+    const vars = groupVarsValues(testConfig({ master_count: 3, api_vip: "192.168.1.9" }));
+    expect(vars.k3s_apps_tls_names).toEqual(["IP:192.168.1.9", "IP:192.168.1.10", "IP:192.168.1.11", "IP:192.168.1.12", "IP:192.168.1.20", "IP:192.168.1.21"]);
+    expect(vars.k3s_apps_tls_certificate_file).toBeUndefined();
   });
 
   it("labels the apps' namespaces Pod Security restricted under hardened only", () => {
