@@ -257,11 +257,12 @@ export function buildConfig(raw: Record<string, unknown>, options: LoadOptions =
     }
   }
 
-  const tlsFiles = (["tls_certificate_file", "tls_key_file"] as const).map((key) => (typeof v[key] === "string" ? resolvePath(v[key] as string, baseDir, home) : undefined));
+  const tlsKeys = ["tls_certificate_file", "tls_key_file"] as const;
+  const tlsFiles = tlsKeys.map((key) => (typeof v[key] === "string" ? resolvePath(v[key] as string, baseDir, home) : undefined));
   if ((tlsFiles[0] === undefined) !== (tlsFiles[1] === undefined)) {
     problems.push("tls_certificate_file and tls_key_file go together: set both (your certificate and its key), or neither (a certificate from the cluster CA).");
   }
-  for (const [i, key] of (["tls_certificate_file", "tls_key_file"] as const).entries()) {
+  for (const [i, key] of tlsKeys.entries()) {
     const file = tlsFiles[i];
     if (file !== undefined && !readablePem(file)) problems.push(`${key} = ${JSON.stringify(v[key])}: ${file} is not a readable PEM file; give the path of your certificate or key (relative to this file's folder, or ~/…).`);
   }

@@ -6,7 +6,7 @@
  * certificate is issued only when none fits, so a second run with nothing changed reports no change.
  */
 import { TLS } from "../../k8s/apps";
-import { folded, Item, Role } from "../model";
+import { folded, Item, Role, Task } from "../model";
 
 const P = "k3s_apps";
 const ENABLED = `query('ansible.builtin.fileglob', ${P}_manifests_dir ~ '/*.yaml') | sort`;
@@ -19,6 +19,15 @@ const CA_MODE = `${P}_tls_certificate_file | length == 0`;
 /** A key of a Secret read by k8s_info, decoded: as a Jinja expression, and as a templated value. */
 const secretValue = (register: string, key: string) => `${register}.resources[0].data['${key}'] | b64decode`;
 const secretData = (register: string, key: string) => `{{ ${secretValue(register, key)} }}`;
+/** A Secret of kube-system read through the API into REGISTER (no_log: it may hold a key). */
+const readSecret = (name: string, secret: string, register: string, when?: string): Task => ({
+  name,
+  module: "kubernetes.core.k8s_info",
+  args: { ...KUBECONFIG, kind: "Secret", namespace: TLS.namespace, name: secret },
+  register,
+  no_log: true,
+  ...(when ? { when } : {}),
+});
 const tlsSecret = (name: string, type: string, crt: string, key: string) => ({
   ...KUBECONFIG,
   state: "present",
@@ -38,14 +47,7 @@ const tlsSecret = (name: string, type: string, crt: string, key: string) => ({
  * signed it. Every task that holds a key has no_log.
  */
 const TLS_TASKS: readonly Item[] = [
-  {
-    name: "Look for the cluster CA",
-    module: "kubernetes.core.k8s_info",
-    args: { ...KUBECONFIG, kind: "Secret", namespace: TLS.namespace, name: TLS.caSecret },
-    register: `${P}_ca_found`,
-    no_log: true,
-    when: CA_MODE,
-  },
+  readSecret("Look for the cluster CA", TLS.caSecret, `${P}_ca_found`, CA_MODE),
   {
     name: "Create the cluster CA (once: it stays in the cluster as the Secret " + `${TLS.namespace}/${TLS.caSecret})`,
     when: [CA_MODE, `${P}_ca_found.resources | length == 0`],
@@ -81,22 +83,9 @@ const TLS_TASKS: readonly Item[] = [
       },
     ],
   },
-  {
-    // Read after the block: a skipped task's register would overwrite what an earlier one read.
-    name: "Read the cluster CA",
-    module: "kubernetes.core.k8s_info",
-    args: { ...KUBECONFIG, kind: "Secret", namespace: TLS.namespace, name: TLS.caSecret },
-    register: `${P}_ca_secret`,
-    no_log: true,
-    when: CA_MODE,
-  },
-  {
-    name: "Read Traefik's certificate",
-    module: "kubernetes.core.k8s_info",
-    args: { ...KUBECONFIG, kind: "Secret", namespace: TLS.namespace, name: TLS.secret },
-    register: `${P}_tls_secret`,
-    no_log: true,
-  },
+  // Read after the block: a skipped task's register would overwrite what an earlier one read.
+  readSecret("Read the cluster CA", TLS.caSecret, `${P}_ca_secret`, CA_MODE),
+  readSecret("Read Traefik's certificate", TLS.secret, `${P}_tls_secret`),
   {
     name: "Look at Traefik's certificate (the addresses it names, its expiry, who signed it)",
     module: "community.crypto.x509_certificate_info",
@@ -166,13 +155,7 @@ const TLS_TASKS: readonly Item[] = [
     args: { content: secretData(`${P}_ca_secret`, "tls.crt"), dest: `{{ ${P}_ca_certificate_path }}`, mode: "0644" },
     when: CA_MODE,
   },
-  {
-    name: "Read the certificate Traefik is to present",
-    module: "kubernetes.core.k8s_info",
-    args: { ...KUBECONFIG, kind: "Secret", namespace: TLS.namespace, name: TLS.secret },
-    register: `${P}_tls_secret`,
-    no_log: true,
-  },
+  readSecret("Read the certificate Traefik is to present", TLS.secret, `${P}_tls_secret`),
 ];
 
 export const k3sApps: Role = {
